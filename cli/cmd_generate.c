@@ -1,0 +1,250 @@
+/* facet generate — one prompt, in process, on this machine (T = 1).
+ * Tokenize -> prefill in chunks -> decode until a stop token or the limit,
+ * printing text as it is produced. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/make_model.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "coordinator/tokenizer/chat.h"
+#include "worker/engine.h"
+#include "worker/sampler.h"
+
+#define BLOCK_SIZE 16
+#define PREFILL_CHUNK 512
+
+typedef struct gen_options {
+    const char *model, *prompt;
+    bool chat, json, ignore_eos;
+    int max_tokens, threads;
+    sampling_params sp;
+} gen_options;
+
+typedef struct gen_result {
+    token_list prompt, output;
+    const char *finish_reason;
+    double prefill_s, decode_s;
+    int decode_steps;
+    strbuf text;
+} gen_result;
+
+/* ---- the default model ---------------------------------------------------- */
+
+const char *default_model_dir(void) {
+    static char dir[CHECKPOINT_PATH_MAX];
+    const char *home = getenv("FACET_HOME");
+    if (home && *home) snprintf(dir, sizeof dir, "%s/models/tiny", home);
+    else snprintf(dir, sizeof dir, "%s/.cache/facet/models/tiny", getenv("HOME") ? getenv("HOME") : ".");
+    return dir;
+}
+
+bool ensure_default_model(const char *dir, errbuf *err) {
+    char cfg[CHECKPOINT_PATH_MAX];
+    struct stat st;
+    if (checkpoint_path(dir, "config.json", cfg, sizeof cfg) && stat(cfg, &st) == 0) return true;
+    log_info("making the built-in tiny model (random weights) at %s", dir);
+    make_model_options opt = {.preset = "tiny", .seed = 0, .out_dir = dir, .dtype = DTYPE_BF16};
+    return make_model(&opt, err);
+}
+
+/* ---- generation ----------------------------------------------------------- */
+
+static bool encode_prompt(const tokenizer *tok, const gen_options *o, token_list *ids, errbuf *err) {
+    if (!o->prompt || !*o->prompt) return errbuf_set(err, "the prompt is empty (give --prompt TEXT)");
+    if (o->chat) {
+        chat_message m = {"user", o->prompt, strlen(o->prompt)};
+        return chat_encode(tok, &m, 1, ids, err);
+    }
+    if (tokenizer_bos_id(tok) >= 0) token_list_push(ids, tokenizer_bos_id(tok));
+    return tokenizer_encode(tok, o->prompt, strlen(o->prompt), 0, ids, err);
+}
+
+static bool is_stop(const gen_options *o, const tokenizer *tok, const gemma_config *cfg, int32_t id) {
+    if (o->ignore_eos) return false;
+    if (id == cfg->eos_id || id == tokenizer_eos_id(tok)) return true;
+    return o->chat && id == chat_end_of_turn_id(tok);
+}
+
+/* Runs the prompt through the model in chunks; logits of its last token. */
+static bool prefill(engine *e, const int32_t *blocks, int n_blocks, const token_list *prompt, float *logits,
+                    errbuf *err) {
+    for (int start = 0; start < prompt->n; start += PREFILL_CHUNK) {
+        int n = prompt->n - start < PREFILL_CHUNK ? prompt->n - start : PREFILL_CHUNK;
+        bool last = start + n == prompt->n;
+        engine_seq seq = {start, n, blocks, n_blocks, last ? 1 : 0};
+        engine_batch b = {1, &seq, prompt->ids + start};
+        if (!engine_forward(e, &b, logits, err)) return false;
+    }
+    return true;
+}
+
+static void emit_text(const gen_options *o, detokenizer *d, int32_t id, gen_result *r) {
+    size_t before = r->text.len;
+    detokenizer_push(d, id, &r->text);
+    if (!o->json && r->text.len > before) {
+        fwrite(r->text.data + before, 1, r->text.len - before, stdout);
+        fflush(stdout);
+    }
+}
+
+static bool generate(engine *e, const tokenizer *tok, const gen_options *o, gen_result *r, errbuf *err) {
+    const gemma_config *cfg = &engine_weights(e)->cfg;
+    int max_tokens = o->max_tokens;
+    if (r->prompt.n + max_tokens > cfg->max_position) max_tokens = cfg->max_position - r->prompt.n;
+    int n_blocks = (r->prompt.n + max_tokens + BLOCK_SIZE - 1) / BLOCK_SIZE;
+    int32_t *blocks = malloc((size_t)n_blocks * sizeof *blocks);
+    for (int i = 0; i < n_blocks; i++) blocks[i] = i;
+    float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
+    sampler smp;
+    sampler_init(&smp, cfg->vocab_size);
+    detokenizer detok;
+    detokenizer_init(&detok, tok);
+    r->finish_reason = "length";
+
+    double t0 = clock_now_s();
+    bool ok = prefill(e, blocks, n_blocks, &r->prompt, logits, err);
+    int pos = r->prompt.n; /* where the next token goes */
+    for (int i = 0; ok && i < max_tokens; i++) {
+        int32_t id = sampler_pick(&smp, logits, &o->sp, (uint64_t)pos);
+        if (i == 0) r->prefill_s = clock_now_s() - t0, t0 = clock_now_s();
+        token_list_push(&r->output, id);
+        if (is_stop(o, tok, cfg, id)) {
+            r->finish_reason = "stop";
+            break;
+        }
+        emit_text(o, &detok, id, r);
+        if (i + 1 == max_tokens) break;
+        engine_seq seq = {pos, 1, blocks, n_blocks, 1};
+        engine_batch b = {1, &seq, &id};
+        ok = engine_forward(e, &b, logits, err);
+        r->decode_steps++;
+        pos++;
+    }
+    if (ok && r->output.n == 0) r->prefill_s = clock_now_s() - t0, t0 = clock_now_s();
+    r->decode_s = clock_now_s() - t0;
+    size_t before = r->text.len;
+    detokenizer_flush(&detok, &r->text);
+    if (!o->json && r->text.len > before) fwrite(r->text.data + before, 1, r->text.len - before, stdout);
+    sampler_free(&smp);
+    free(logits);
+    free(blocks);
+    return ok;
+}
+
+static cJSON *int_array(const token_list *l) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < l->n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(l->ids[i]));
+    return a;
+}
+
+static void print_json(const gen_result *r, const engine *e) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "prompt_ids", int_array(&r->prompt));
+    cJSON_AddItemToObject(root, "output_ids", int_array(&r->output));
+    cJSON_AddStringToObject(root, "text", r->text.data ? r->text.data : "");
+    cJSON_AddStringToObject(root, "finish_reason", r->finish_reason);
+    cJSON *t = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(t, "prefill_tokens", r->prompt.n);
+    cJSON_AddNumberToObject(t, "prefill_ms", r->prefill_s * 1e3);
+    cJSON_AddNumberToObject(t, "prefill_tokens_per_s", r->prefill_s > 0 ? r->prompt.n / r->prefill_s : 0);
+    cJSON_AddNumberToObject(t, "decode_tokens", r->decode_steps);
+    cJSON_AddNumberToObject(t, "decode_ms", r->decode_s * 1e3);
+    cJSON_AddNumberToObject(t, "decode_tokens_per_s", r->decode_s > 0 ? r->decode_steps / r->decode_s : 0);
+    cJSON_AddNumberToObject(t, "weight_bytes", (double)engine_weights(e)->bytes); /* read once per decode step */
+    cJSON_AddNumberToObject(t, "threads", engine_threads(e));
+    cJSON_AddStringToObject(t, "kernels", engine_ops_name(e));
+    char *s = cJSON_PrintUnformatted(root);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(root);
+}
+
+static bool load_engine(const char *dir, int threads, int ctx_tokens, int prompt_tokens, engine **out, errbuf *err) {
+    engine_options eo = {
+        .n_threads = threads,
+        .max_batch_tokens = prompt_tokens < PREFILL_CHUNK ? (prompt_tokens > 0 ? prompt_tokens : 1) : PREFILL_CHUNK,
+        .block_size = BLOCK_SIZE,
+        .n_blocks = (ctx_tokens + BLOCK_SIZE - 1) / BLOCK_SIZE,
+    };
+    *out = engine_load(dir, 0, 1, &eo, err);
+    return *out != NULL;
+}
+
+static int run(const gen_options *o) {
+    errbuf err;
+    char path[CHECKPOINT_PATH_MAX];
+    const char *dir = o->model ? o->model : default_model_dir();
+    if (!o->model && !ensure_default_model(dir, &err)) goto fail;
+    gemma_config cfg;
+    if (!checkpoint_path(dir, "config.json", path, sizeof path) || !config_load(&cfg, path, &err)) {
+        errbuf_prefix(&err, "%s", dir);
+        goto fail;
+    }
+    checkpoint_path(dir, "tokenizer.model", path, sizeof path);
+    tokenizer *tok = tokenizer_load(path, &err);
+    if (!tok) goto fail;
+    if (tokenizer_vocab_size(tok) > cfg.vocab_size) {
+        errbuf_set(&err, "%s: tokenizer.model has %d pieces but the model's vocab_size is %d", dir,
+                   tokenizer_vocab_size(tok), cfg.vocab_size);
+        tokenizer_free(tok);
+        goto fail;
+    }
+    gen_result r = {0};
+    strbuf_init(&r.text);
+    engine *e = NULL;
+    bool ok = encode_prompt(tok, o, &r.prompt, &err);
+    if (ok && r.prompt.n >= cfg.max_position)
+        ok = errbuf_set(&err, "the prompt is %d tokens long; the model's context is %d tokens, which leaves no room to generate",
+                        r.prompt.n, cfg.max_position);
+    if (ok) {
+        int budget = r.prompt.n + o->max_tokens < cfg.max_position ? r.prompt.n + o->max_tokens : cfg.max_position;
+        ok = load_engine(dir, o->threads, budget, r.prompt.n, &e, &err);
+    }
+    if (ok) ok = generate(e, tok, o, &r, &err);
+    if (ok && o->json) print_json(&r, e);
+    if (ok && !o->json) {
+        printf("\n");
+        fflush(stdout);
+        log_info("%d prompt tokens in %.3f s (%.1f tok/s); %d decode steps in %.3f s (%.2f tok/s); %d threads, %s kernels",
+                 r.prompt.n, r.prefill_s, r.prefill_s > 0 ? r.prompt.n / r.prefill_s : 0.0, r.decode_steps, r.decode_s,
+                 r.decode_s > 0 ? r.decode_steps / r.decode_s : 0.0, engine_threads(e), engine_ops_name(e));
+    }
+    engine_free(e);
+    tokenizer_free(tok);
+    token_list_free(&r.prompt);
+    token_list_free(&r.output);
+    strbuf_free(&r.text);
+    if (ok) return 0;
+fail:
+    fprintf(stderr, "facet generate: %s\n", err.msg);
+    return 1;
+}
+
+int cmd_generate(int argc, char **argv) {
+    gen_options o = {.max_tokens = 32, .sp = sampling_params_greedy()};
+    const arg_spec specs[] = {
+        {"model", ARG_STRING, &o.model, "checkpoint directory (default: the built-in tiny model)", 0, 0, NULL},
+        {"prompt", ARG_STRING, &o.prompt, "the prompt text", 0, 0, NULL},
+        {"chat", ARG_FLAG, &o.chat, "wrap the prompt in Gemma's chat template; stop at <end_of_turn>", 0, 0, NULL},
+        {"max-tokens", ARG_INT, &o.max_tokens, "tokens to generate at most (default 32)", 1, 1 << 20, NULL},
+        {"temperature", ARG_FLOAT, &o.sp.temperature, "0 = greedy (default); > 0 samples", 0, 100, NULL},
+        {"top-k", ARG_INT, &o.sp.top_k, "sample among the k most likely tokens (0 = all)", 0, 1 << 24, NULL},
+        {"top-p", ARG_FLOAT, &o.sp.top_p, "sample within this probability mass (default 1)", 1e-6, 1, NULL},
+        {"seed", ARG_U64, &o.sp.seed, "sampling seed (default 0)", 0, 0, NULL},
+        {"ignore-eos", ARG_FLAG, &o.ignore_eos, "do not stop at end-of-sequence (benchmarks)", 0, 0, NULL},
+        {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
+        {"json", ARG_FLAG, &o.json, "print one JSON object: ids, text, finish reason, timings", 0, 0, NULL},
+    };
+    static const arg_command cmd = {"generate", "facet generate [--model DIR] --prompt TEXT [options]",
+                   "Generates text for one prompt on this machine's CPU, printing it as it is produced."};
+    int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (rc != ARGS_CONTINUE) return rc;
+    if (o.json) log_set_quiet(1);
+    return run(&o);
+}

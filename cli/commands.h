@@ -1,0 +1,18 @@
+/* commands.h — the subcommands of the facet binary. Each returns the
+ * process exit status: 0 ok, 1 runtime error, 2 usage error. */
+#ifndef FACET_CLI_COMMANDS_H
+#define FACET_CLI_COMMANDS_H
+
+#include "common/error.h"
+
+int cmd_make_model(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+/* Where the built-in tiny model lives ($FACET_HOME/models/tiny, else
+ * ~/.cache/facet/models/tiny); made on first use. */
+const char *default_model_dir(void);
+bool ensure_default_model(const char *dir, errbuf *err);
+
+#endif

@@ -1,0 +1,29 @@
+/* make_model.h — writes a random-weight Gemma checkpoint in the HF layout
+ * (config.json, safetensors, tokenizer.model). The real weights are gated
+ * downloads; these have the real shapes and names, so every code path that
+ * reads a checkpoint runs on them. */
+#ifndef FACET_CLI_MAKE_MODEL_H
+#define FACET_CLI_MAKE_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "model/dtype.h"
+
+typedef struct make_model_options {
+    const char *preset;  /* "tiny", "2b", "7b" */
+    int layers;          /* 0: the preset's */
+    uint64_t seed;
+    const char *out_dir;
+    dtype dtype;         /* weights: BF16 (default), F16 or F32 */
+    int shard_mb;        /* 0: one model.safetensors; else shards of at most this size + index */
+    bool tokenizer_only; /* write only tokenizer.model */
+} make_model_options;
+
+bool make_model(const make_model_options *opt, errbuf *err);
+
+/* mkdir -p */
+bool make_dirs(const char *path, errbuf *err);
+
+#endif

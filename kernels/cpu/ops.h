@@ -1,0 +1,88 @@
+/* ops.h — the CPU op table.
+ *
+ * Every op exists twice: ops_ref.c is plain single-threaded C, the
+ * definition of correct; ops_fast.c is the same op with AVX2/FMA and the
+ * thread pool. tests/unit/test_kernels.c compares them (fp32 tolerance:
+ * 1e-5 relative). The engine calls ops only through a table, chosen once at
+ * start-up (cpu_ops_select), so a backend is a table of function pointers.
+ *
+ * Shapes: activations are row-major fp32, one row per token. Weight
+ * matrices are (rows = out_features, cols = in_features) row-major as in HF
+ * checkpoints, bf16 or fp32. */
+#ifndef FACET_KERNELS_CPU_OPS_H
+#define FACET_KERNELS_CPU_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/threadpool.h"
+#include "model/dtype.h"
+
+typedef struct weight_matrix {
+    dtype dtype; /* DTYPE_BF16 or DTYPE_F32 */
+    int rows, cols;
+    const void *data; /* (rows, cols) */
+} weight_matrix;
+
+/* One sequence's part of a batch, for attention. */
+typedef struct attn_seq {
+    int token_offset;          /* first row of this sequence in q/out */
+    int n_tokens;              /* new tokens this step */
+    int start_pos;             /* position of the first new token */
+    const int32_t *block_table;/* KV blocks holding positions [0, start_pos + n_tokens) */
+} attn_seq;
+
+/* A paged KV cache layer: (n_blocks, n_kv_heads, block_size, head_dim) for K
+ * and the same for V. Position p of a sequence lives in block
+ * block_table[p / block_size], slot p % block_size. */
+typedef struct kv_layer_view {
+    float *k, *v;
+    int block_size, n_kv_heads, head_dim;
+} kv_layer_view;
+
+typedef struct cpu_ops {
+    const char *name;
+
+    /* y (n, w.rows) = x (n, w.cols) · wᵀ */
+    void (*matmul)(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w);
+
+    /* y (n, d) = x / sqrt(mean(x²) + eps) * w1p; w1p is (1 + w), in fp32.
+     * y may equal x. */
+    void (*rmsnorm)(threadpool *tp, float *y, const float *x, const float *w1p, int n, int d, float eps);
+
+    /* Rotates x (n, heads, head_dim) in place, rotate-half layout:
+     * (a, b) = (x[i], x[i + hd/2]) -> (a cos - b sin, b cos + a sin), angle
+     * pos[t] * inv_freq[i], with inv_freq (hd/2). */
+    void (*rope)(threadpool *tp, float *x, int n, int heads, int head_dim, const int32_t *pos,
+                 const float *inv_freq);
+
+    /* g (n, f) = gelu_tanh(g) * u */
+    void (*geglu)(threadpool *tp, float *g, const float *u, int n, int f);
+
+    /* x (n, d) += y (n, d) */
+    void (*add)(threadpool *tp, float *x, const float *y, int n, int d);
+
+    /* out (n, d) = embed[tok - vocab_begin] * scale for tokens of this vocab
+     * slice, 0 for others (their owner fills them; the all-reduce sums). */
+    void (*embed)(threadpool *tp, float *out, const int32_t *tokens, int n, const weight_matrix *embed,
+                  int vocab_begin, float scale);
+
+    /* Writes k, v (n, n_kv_heads * head_dim) of new tokens into the cache. */
+    void (*kv_write)(threadpool *tp, const kv_layer_view *kv, const float *k, const float *v,
+                     const attn_seq *seqs, int n_seqs);
+
+    /* out (n, n_heads * head_dim) = causal softmax(q kᵀ * scale) v over each
+     * sequence's cached positions [0, pos]; query head h reads kv head
+     * kv_head_of(h) = (head_begin + h) / group - kv_head_begin. */
+    void (*attention)(threadpool *tp, float *out, const float *q, const kv_layer_view *kv,
+                      const attn_seq *seqs, int n_seqs, int n_heads, int head_begin, int group,
+                      int kv_head_begin, float scale);
+} cpu_ops;
+
+const cpu_ops *cpu_ops_ref(void);
+const cpu_ops *cpu_ops_fast(void);
+/* The fastest table this CPU supports. */
+const cpu_ops *cpu_ops_select(void);
+
+
+#endif

@@ -1,0 +1,28 @@
+/* ops_common.h — scalar helpers shared by the reference and fast ops. */
+#ifndef FACET_KERNELS_CPU_OPS_COMMON_H
+#define FACET_KERNELS_CPU_OPS_COMMON_H
+
+#include <math.h>
+
+#include "common/numeric.h"
+#include "kernels/cpu/ops.h"
+
+static inline float weight_at(const weight_matrix *w, int r, int c) {
+    size_t i = (size_t)r * w->cols + c;
+    return w->dtype == DTYPE_BF16 ? bf16_to_f32(((const bf16_t *)w->data)[i]) : ((const float *)w->data)[i];
+}
+
+/* gelu with the tanh approximation, as torch's gelu(approximate="tanh") */
+static inline float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+/* Float offset of (position p, kv head h) in a paged cache layer. */
+static inline size_t kv_offset(const kv_layer_view *kv, const int32_t *block_table, int p, int h) {
+    size_t block = (size_t)block_table[p / kv->block_size];
+    size_t slot = (size_t)(p % kv->block_size);
+    return ((block * kv->n_kv_heads + (size_t)h) * kv->block_size + slot) * kv->head_dim;
+}
+
+#endif

@@ -1,0 +1,361 @@
+/* ops_fast.c — the CPU ops with AVX2/FMA inner loops, spread over the
+ * thread pool. Same results as ops_ref.c up to fp32 summation order.
+ *
+ * The hot op is matmul: decode reads every weight once per step, so it is
+ * bound by memory bandwidth; the kernels convert bf16 to fp32 in registers
+ * (a 16-bit shift) and never write a converted copy. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/ops_common.h"
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define MATMUL_MIN_ROWS_PER_TASK 16
+#define MATMUL_L1_COLS 4096 /* x rows longer than this (16 KB) do not stay in L1 */
+#define MATMUL_MAX_ROWS_PER_TASK 1024
+
+AVX2 static inline __m256 load8_bf16(const bf16_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+AVX2 static inline __m256 load8_f32(const float *p) { return _mm256_loadu_ps(p); }
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---- matmul micro-kernels, one set per weight dtype -------------------------
+ * dot_1x1: one activation row against one weight row (decode with short
+ *          rows: a single stream per thread reads memory fastest, 27 GB/s
+ *          vs 23 for four interleaved rows, 2048 columns, on the 2-core
+ *          EPYC of docs/PERFORMANCE.md).
+ * dot_1x4: one activation row against four weight rows (decode with long
+ *          rows, whose x does not stay in L1: 29 GB/s vs 15 for 1x1 at
+ *          16384 columns).
+ * dot_4x2: four activation rows against two weight rows (prefill).
+ * Both sum every output in the same order (one 8-lane accumulator over
+ * the columns, then the lanes, then the tail), so a token's result does
+ * not depend on what else is in the batch: batching is bitwise invariant.
+ * A second accumulator would make decode ~7% faster and break that. */
+#define DEFINE_MATMUL_KERNELS(SUFFIX, WT, LOAD8, SCALAR)                                          \
+    AVX2 static void dot_1x4_##SUFFIX(float *y, int ldy, const float *x, const WT *w, int cols) {  \
+        const WT *w0 = w, *w1 = w + cols, *w2 = w + 2 * (size_t)cols, *w3 = w + 3 * (size_t)cols;  \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                               \
+        int c = 0;                                                                                 \
+        for (; c + 8 <= cols; c += 8) {                                                            \
+            __m256 xv = _mm256_loadu_ps(x + c);                                                    \
+            a0 = _mm256_fmadd_ps(xv, LOAD8(w0 + c), a0);                                           \
+            a1 = _mm256_fmadd_ps(xv, LOAD8(w1 + c), a1);                                           \
+            a2 = _mm256_fmadd_ps(xv, LOAD8(w2 + c), a2);                                           \
+            a3 = _mm256_fmadd_ps(xv, LOAD8(w3 + c), a3);                                           \
+        }                                                                                          \
+        float s0 = hsum8(a0), s1 = hsum8(a1), s2 = hsum8(a2), s3 = hsum8(a3);                     \
+        for (; c < cols; c++) {                                                                    \
+            s0 += x[c] * SCALAR(w0[c]);                                                            \
+            s1 += x[c] * SCALAR(w1[c]);                                                            \
+            s2 += x[c] * SCALAR(w2[c]);                                                            \
+            s3 += x[c] * SCALAR(w3[c]);                                                            \
+        }                                                                                          \
+        y[0] = s0, y[ldy] = s1, y[2 * (size_t)ldy] = s2, y[3 * (size_t)ldy] = s3;                  \
+    }                                                                                              \
+    AVX2 static float dot_1x1_##SUFFIX(const float *x, const WT *w, int cols) {                    \
+        __m256 a = _mm256_setzero_ps();                                                            \
+        int c = 0;                                                                                 \
+        for (; c + 8 <= cols; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), LOAD8(w + c), a); \
+        float s = hsum8(a);                                                                        \
+        for (; c < cols; c++) s += x[c] * SCALAR(w[c]);                                            \
+        return s;                                                                                  \
+    }                                                                                              \
+    /* y rows are ldy apart; x rows are cols apart */                                              \
+    AVX2 static void dot_4x2_##SUFFIX(float *y, int ldy, const float *x, const WT *w, int cols) {  \
+        const float *x0 = x, *x1 = x + cols, *x2 = x + 2 * (size_t)cols, *x3 = x + 3 * (size_t)cols; \
+        const WT *w0 = w, *w1 = w + cols;                                                          \
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,    \
+               a30 = a00, a31 = a00;                                                               \
+        int c = 0;                                                                                 \
+        for (; c + 8 <= cols; c += 8) {                                                            \
+            __m256 v0 = LOAD8(w0 + c), v1 = LOAD8(w1 + c), xv;                                     \
+            xv = _mm256_loadu_ps(x0 + c), a00 = _mm256_fmadd_ps(xv, v0, a00), a01 = _mm256_fmadd_ps(xv, v1, a01); \
+            xv = _mm256_loadu_ps(x1 + c), a10 = _mm256_fmadd_ps(xv, v0, a10), a11 = _mm256_fmadd_ps(xv, v1, a11); \
+            xv = _mm256_loadu_ps(x2 + c), a20 = _mm256_fmadd_ps(xv, v0, a20), a21 = _mm256_fmadd_ps(xv, v1, a21); \
+            xv = _mm256_loadu_ps(x3 + c), a30 = _mm256_fmadd_ps(xv, v0, a30), a31 = _mm256_fmadd_ps(xv, v1, a31); \
+        }                                                                                          \
+        float s[4][2] = {{hsum8(a00), hsum8(a01)}, {hsum8(a10), hsum8(a11)},                      \
+                         {hsum8(a20), hsum8(a21)}, {hsum8(a30), hsum8(a31)}};                     \
+        for (; c < cols; c++) {                                                                    \
+            float f0 = SCALAR(w0[c]), f1 = SCALAR(w1[c]);                                          \
+            s[0][0] += x0[c] * f0, s[0][1] += x0[c] * f1;                                          \
+            s[1][0] += x1[c] * f0, s[1][1] += x1[c] * f1;                                          \
+            s[2][0] += x2[c] * f0, s[2][1] += x2[c] * f1;                                          \
+            s[3][0] += x3[c] * f0, s[3][1] += x3[c] * f1;                                          \
+        }                                                                                          \
+        for (int i = 0; i < 4; i++) y[(size_t)i * ldy] = s[i][0], y[(size_t)i * ldy + 1] = s[i][1]; \
+    }                                                                                              \
+    /* rows [r0, r1) of y = x wᵀ */                                                                \
+    AVX2 static void matmul_rows_##SUFFIX(float *y, const float *x, int n, const WT *w, int rows,  \
+                                          int cols, int r0, int r1) {                              \
+        int t = 0;                                                                                 \
+        for (; n >= 4 && t + 4 <= n; t += 4) {                                                     \
+            int r = r0;                                                                            \
+            for (; r + 2 <= r1; r += 2)                                                            \
+                dot_4x2_##SUFFIX(y + (size_t)t * rows + r, rows, x + (size_t)t * cols, w + (size_t)r * cols, cols); \
+            for (; r < r1; r++)                                                                    \
+                for (int i = 0; i < 4; i++)                                                        \
+                    y[(size_t)(t + i) * rows + r] = dot_1x1_##SUFFIX(x + (size_t)(t + i) * cols, w + (size_t)r * cols, cols); \
+        }                                                                                          \
+        /* the rest (all of a decode step): when x fits in L1, one weight row at a time (one  \
+         * stream); when it does not, four rows share each load of x */                          \
+        int r = r0;                                                                                \
+        if (cols > MATMUL_L1_COLS)                                                                 \
+            for (; t < n && r + 4 <= r1; r += 4)                                                   \
+                for (int i = t; i < n; i++)                                                        \
+                    dot_1x4_##SUFFIX(y + (size_t)r * 1 + (size_t)i * rows, 1, x + (size_t)i * cols, w + (size_t)r * cols, cols); \
+        for (; t < n && r < r1; r++)                                                               \
+            for (int i = t; i < n; i++)                                                            \
+                y[(size_t)i * rows + r] = dot_1x1_##SUFFIX(x + (size_t)i * cols, w + (size_t)r * cols, cols); \
+    }
+
+#define SCALAR_BF16(v) bf16_to_f32(v)
+#define SCALAR_F32(v) (v)
+DEFINE_MATMUL_KERNELS(bf16, bf16_t, load8_bf16, SCALAR_BF16)
+DEFINE_MATMUL_KERNELS(f32, float, load8_f32, SCALAR_F32)
+
+typedef struct {
+    float *y;
+    const float *x;
+    int n;
+    const weight_matrix *w;
+    int rows_per_task;
+} matmul_job;
+
+static void matmul_task(void *p, int task, int thread) {
+    (void)thread;
+    const matmul_job *j = p;
+    int r0 = task * j->rows_per_task;
+    int r1 = r0 + j->rows_per_task < j->w->rows ? r0 + j->rows_per_task : j->w->rows;
+    if (j->w->dtype == DTYPE_BF16)
+        matmul_rows_bf16(j->y, j->x, j->n, j->w->data, j->w->rows, j->w->cols, r0, r1);
+    else
+        matmul_rows_f32(j->y, j->x, j->n, j->w->data, j->w->rows, j->w->cols, r0, r1);
+}
+
+/* Long runs of rows per task stream best; four tasks per thread balance. */
+static void fast_matmul(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) {
+    int per = w->rows / (4 * threadpool_size(tp));
+    per = per < MATMUL_MIN_ROWS_PER_TASK ? MATMUL_MIN_ROWS_PER_TASK : per > MATMUL_MAX_ROWS_PER_TASK ? MATMUL_MAX_ROWS_PER_TASK : per;
+    per = (per + 1) & ~1; /* even: the 4x2 tile takes rows in pairs */
+    matmul_job j = {y, x, n, w, per};
+    threadpool_run(tp, (w->rows + per - 1) / per, matmul_task, &j);
+}
+
+/* ---- row-wise ops, one task per token ------------------------------------ */
+
+typedef struct {
+    float *y;
+    const float *x, *w1p;
+    int d;
+    float eps;
+} rmsnorm_job;
+
+AVX2 static void rmsnorm_task(void *p, int t, int thread) {
+    (void)thread;
+    const rmsnorm_job *j = p;
+    const float *x = j->x + (size_t)t * j->d;
+    float *y = j->y + (size_t)t * j->d;
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= j->d; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        acc = _mm256_fmadd_ps(v, v, acc);
+    }
+    float ss = hsum8(acc);
+    for (; i < j->d; i++) ss += x[i] * x[i];
+    float inv = 1.0f / sqrtf(ss / (float)j->d + j->eps);
+    for (i = 0; i < j->d; i++) y[i] = x[i] * inv * j->w1p[i];
+}
+
+static void fast_rmsnorm(threadpool *tp, float *y, const float *x, const float *w1p, int n, int d, float eps) {
+    rmsnorm_job j = {y, x, w1p, d, eps};
+    threadpool_run(tp, n, rmsnorm_task, &j);
+}
+
+typedef struct {
+    float *x;
+    int heads, hd;
+    const int32_t *pos;
+    const float *inv_freq;
+} rope_job;
+
+static void rope_task(void *p, int t, int thread) {
+    (void)thread;
+    const rope_job *j = p;
+    int half = j->hd / 2;
+    float cs[512][2];
+    for (int i0 = 0; i0 < half; i0 += 512) { /* cos/sin once per token, shared by all heads */
+        int m = half - i0 < 512 ? half - i0 : 512;
+        for (int i = 0; i < m; i++) {
+            float angle = (float)j->pos[t] * j->inv_freq[i0 + i];
+            cs[i][0] = cosf(angle);
+            cs[i][1] = sinf(angle);
+        }
+        for (int h = 0; h < j->heads; h++) {
+            float *v = j->x + ((size_t)t * j->heads + h) * j->hd + i0;
+            for (int i = 0; i < m; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * cs[i][0] - b * cs[i][1];
+                v[i + half] = b * cs[i][0] + a * cs[i][1];
+            }
+        }
+    }
+}
+
+static void fast_rope(threadpool *tp, float *x, int n, int heads, int hd, const int32_t *pos, const float *inv_freq) {
+    rope_job j = {x, heads, hd, pos, inv_freq};
+    threadpool_run(tp, n, rope_task, &j);
+}
+
+typedef struct {
+    float *g;
+    const float *u;
+    size_t n, chunk;
+} geglu_job;
+
+static void geglu_task(void *p, int task, int thread) {
+    (void)thread;
+    const geglu_job *j = p;
+    size_t b = (size_t)task * j->chunk, e = b + j->chunk < j->n ? b + j->chunk : j->n;
+    for (size_t i = b; i < e; i++) j->g[i] = gelu_tanh(j->g[i]) * j->u[i];
+}
+
+static void fast_geglu(threadpool *tp, float *g, const float *u, int n, int f) {
+    geglu_job j = {g, u, (size_t)n * f, 16384};
+    threadpool_run(tp, (int)((j.n + j.chunk - 1) / j.chunk), geglu_task, &j);
+}
+
+static void fast_add(threadpool *tp, float *x, const float *y, int n, int d) {
+    (void)tp; /* memory-bound and small: one thread is as fast */
+    for (size_t i = 0; i < (size_t)n * d; i++) x[i] += y[i];
+}
+
+typedef struct {
+    float *out;
+    const int32_t *tokens;
+    const weight_matrix *e;
+    int vocab_begin;
+    float scale;
+} embed_job;
+
+static void embed_task(void *p, int t, int thread) {
+    (void)thread;
+    const embed_job *j = p;
+    int d = j->e->cols, row = j->tokens[t] - j->vocab_begin;
+    float *o = j->out + (size_t)t * d;
+    if (row < 0 || row >= j->e->rows) {
+        memset(o, 0, (size_t)d * sizeof *o);
+        return;
+    }
+    for (int c = 0; c < d; c++) o[c] = weight_at(j->e, row, c) * j->scale;
+}
+
+static void fast_embed(threadpool *tp, float *out, const int32_t *tokens, int n, const weight_matrix *e,
+                       int vocab_begin, float scale) {
+    embed_job j = {out, tokens, e, vocab_begin, scale};
+    threadpool_run(tp, n, embed_task, &j);
+}
+
+/* ---- attention: one task per (token, query head) -------------------------- */
+
+typedef struct {
+    float *out;
+    const float *q;
+    const kv_layer_view *kv;
+    const attn_seq *seqs;
+    int n_seqs, n_heads, head_begin, group, kv_head_begin;
+    float scale;
+    int *task_seq; /* (n_tokens) sequence of each token */
+} attention_job;
+
+AVX2 static float dot_f32(const float *a, const float *b, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    float s = hsum8(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+AVX2 static void axpy_f32(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void attention_task(void *p, int task, int thread) {
+    (void)thread;
+    const attention_job *j = p;
+    int t = task / j->n_heads, h = task % j->n_heads;
+    const attn_seq *s = &j->seqs[j->task_seq[t]];
+    int pos = s->start_pos + (t - s->token_offset);
+    const kv_layer_view *kv = j->kv;
+    int hd = kv->head_dim;
+    int kvh = (j->head_begin + h) / j->group - j->kv_head_begin;
+    const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
+    float *scores = malloc((size_t)(pos + 1) * sizeof *scores);
+    float max = -INFINITY;
+    for (int k = 0; k <= pos; k++) {
+        scores[k] = dot_f32(qv, kv->k + kv_offset(kv, s->block_table, k, kvh), hd) * j->scale;
+        if (scores[k] > max) max = scores[k];
+    }
+    float sum = 0.0f;
+    for (int k = 0; k <= pos; k++) {
+        scores[k] = expf(scores[k] - max);
+        sum += scores[k];
+    }
+    float *o = j->out + ((size_t)t * j->n_heads + h) * hd;
+    memset(o, 0, (size_t)hd * sizeof *o);
+    float inv = 1.0f / sum;
+    for (int k = 0; k <= pos; k++) axpy_f32(o, scores[k] * inv, kv->v + kv_offset(kv, s->block_table, k, kvh), hd);
+    free(scores);
+}
+
+static void fast_attention(threadpool *tp, float *out, const float *q, const kv_layer_view *kv,
+                           const attn_seq *seqs, int n_seqs, int n_heads, int head_begin, int group,
+                           int kv_head_begin, float scale) {
+    int n_tokens = 0;
+    for (int s = 0; s < n_seqs; s++) n_tokens += seqs[s].n_tokens;
+    attention_job j = {out, q, kv, seqs, n_seqs, n_heads, head_begin, group, kv_head_begin, scale, NULL};
+    j.task_seq = malloc((size_t)(n_tokens > 0 ? n_tokens : 1) * sizeof *j.task_seq);
+    for (int s = 0; s < n_seqs; s++)
+        for (int i = 0; i < seqs[s].n_tokens; i++) j.task_seq[seqs[s].token_offset + i] = s;
+    threadpool_run(tp, n_tokens * n_heads, attention_task, &j);
+    free(j.task_seq);
+}
+
+static const cpu_ops k_fast_ops = {
+    .name = "avx2",
+    .matmul = fast_matmul,
+    .rmsnorm = fast_rmsnorm,
+    .rope = fast_rope,
+    .geglu = fast_geglu,
+    .add = fast_add,
+    .embed = fast_embed,
+    .kv_write = NULL, /* filled from the reference: a copy has nothing to gain */
+    .attention = fast_attention,
+};
+
+const cpu_ops *cpu_ops_fast(void) {
+    static cpu_ops ops;
+    if (!ops.name) {
+        ops = k_fast_ops;
+        ops.kv_write = cpu_ops_ref()->kv_write;
+    }
+    return &ops;
+}

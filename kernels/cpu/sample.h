@@ -1,0 +1,36 @@
+/* sample.h — the pieces of token sampling (reference CPU versions).
+ *
+ * Randomness is Gumbel noise keyed by (seed, position, vocab id): sampling
+ * is argmax over candidates of logit/T + G(seed, position, id). Because the
+ * noise of a token does not depend on which rank holds it or what else is
+ * in the batch, the sample is the same for every TP size and batch. */
+#ifndef FACET_KERNELS_CPU_SAMPLE_H
+#define FACET_KERNELS_CPU_SAMPLE_H
+
+#include <stdint.h>
+
+typedef struct candidate {
+    int32_t id;  /* global vocab id */
+    float logit; /* temperature-scaled */
+} candidate;
+
+/* Index of the largest value in x (n); ties go to the lowest index. */
+int argmax_f32(const float *x, int n);
+
+/* Gumbel(0, 1) noise for (seed, position, id). */
+double gumbel_noise(uint64_t seed, uint64_t position, int32_t id);
+
+/* Orders candidates best first: larger logit, then lower id. */
+int candidate_cmp(const void *a, const void *b);
+
+/* Keeps the k best candidates (sorted best first). Returns the new count. */
+int candidates_top_k(candidate *c, int n, int k);
+
+/* Keeps the shortest best-first prefix whose softmax mass reaches top_p
+ * (at least one). c must be sorted best first. Returns the new count. */
+int candidates_top_p(candidate *c, int n, float top_p);
+
+/* The candidate id maximising logit + gumbel_noise(seed, position, id). */
+int32_t candidates_gumbel_pick(const candidate *c, int n, uint64_t seed, uint64_t position);
+
+#endif

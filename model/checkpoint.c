@@ -1,0 +1,133 @@
+#include "model/checkpoint.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/mapped_file.h"
+
+bool checkpoint_path(const char *dir, const char *name, char *out, size_t out_len) {
+    int n = snprintf(out, out_len, "%s/%s", dir, name);
+    return n >= 0 && (size_t)n < out_len;
+}
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A shard name from the index must be a plain file name in the directory. */
+static bool safe_shard_name(const char *name) {
+    return *name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static bool open_file(checkpoint *ck, const char *name, errbuf *err) {
+    char path[CHECKPOINT_PATH_MAX];
+    if (!checkpoint_path(ck->dir, name, path, sizeof path)) return errbuf_set(err, "path too long");
+    ck->files = realloc(ck->files, (size_t)(ck->n_files + 1) * sizeof *ck->files);
+    if (!safetensors_open(&ck->files[ck->n_files], path, err)) return false;
+    ck->n_files++;
+    return true;
+}
+
+/* Sharded checkpoints: open every file the index's weight_map names, and
+ * check that each listed tensor is where the index says. */
+static bool open_sharded(checkpoint *ck, const char *index_path, errbuf *err) {
+    char *text = file_read_all(index_path, NULL, 64u << 20, err);
+    if (!text) return false;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *map = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
+    bool ok = false;
+    if (!cJSON_IsObject(map)) {
+        errbuf_set(err, "%s: not valid JSON with a \"weight_map\" object", index_path);
+        goto out;
+    }
+    /* distinct file names, in order of first appearance */
+    const char **names = NULL;
+    int n_names = 0;
+    for (const cJSON *e = map->child; e; e = e->next) {
+        if (!cJSON_IsString(e) || !safe_shard_name(e->valuestring)) {
+            errbuf_set(err, "%s: weight_map entry \"%.100s\" does not name a file in the directory", index_path,
+                       e->string ? e->string : "");
+            free(names);
+            goto out;
+        }
+        int k = 0;
+        while (k < n_names && strcmp(names[k], e->valuestring) != 0) k++;
+        if (k == n_names) {
+            names = realloc(names, (size_t)(n_names + 1) * sizeof *names);
+            names[n_names++] = e->valuestring;
+        }
+    }
+    for (int k = 0; k < n_names; k++) {
+        if (!open_file(ck, names[k], err)) {
+            free(names);
+            goto out;
+        }
+    }
+    for (const cJSON *e = map->child; e; e = e->next) {
+        int k = 0;
+        while (strcmp(names[k], e->valuestring) != 0) k++;
+        if (!safetensors_find(&ck->files[k], e->string)) {
+            errbuf_set(err, "%s: the index puts tensor \"%.200s\" in %s, which does not contain it", index_path,
+                       e->string, e->valuestring);
+            free(names);
+            goto out;
+        }
+    }
+    free(names);
+    ok = true;
+out:
+    cJSON_Delete(root);
+    return ok;
+}
+
+bool checkpoint_open(checkpoint *ck, const char *dir, errbuf *err) {
+    memset(ck, 0, sizeof *ck);
+    if (strlen(dir) >= sizeof ck->dir) return errbuf_set(err, "checkpoint path too long");
+    snprintf(ck->dir, sizeof ck->dir, "%s", dir);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return errbuf_set(err, "%s: not a checkpoint directory", dir);
+
+    char path[CHECKPOINT_PATH_MAX];
+    if (!checkpoint_path(dir, "config.json", path, sizeof path)) return errbuf_set(err, "path too long");
+    if (!config_load(&ck->config, path, err)) {
+        if (!file_exists(path)) errbuf_set(err, "%s: no config.json", dir);
+        else errbuf_prefix(err, "%s", dir);
+        return false;
+    }
+    char index[CHECKPOINT_PATH_MAX];
+    checkpoint_path(dir, "model.safetensors.index.json", index, sizeof index);
+    bool ok;
+    if (file_exists(index)) {
+        ok = open_sharded(ck, index, err);
+    } else {
+        checkpoint_path(dir, "model.safetensors", path, sizeof path);
+        if (!file_exists(path)) {
+            checkpoint_close(ck);
+            return errbuf_set(err, "%s: neither model.safetensors nor model.safetensors.index.json is present", dir);
+        }
+        ok = open_file(ck, "model.safetensors", err);
+    }
+    if (!ok) checkpoint_close(ck);
+    return ok;
+}
+
+void checkpoint_close(checkpoint *ck) {
+    for (int i = 0; i < ck->n_files; i++) safetensors_close(&ck->files[i]);
+    free(ck->files);
+    ck->files = NULL;
+    ck->n_files = 0;
+}
+
+const st_tensor *checkpoint_find(const checkpoint *ck, const char *name) {
+    for (int i = 0; i < ck->n_files; i++) {
+        const st_tensor *t = safetensors_find(&ck->files[i], name);
+        if (t) return t;
+    }
+    return NULL;
+}

@@ -1,0 +1,275 @@
+#include "model/config.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mapped_file.h"
+
+/* ---- presets ------------------------------------------------------------ */
+
+static void preset_common(gemma_config *c) {
+    memset(c, 0, sizeof *c);
+    c->arch = GEMMA_ARCH_GEMMA1;
+    c->head_dim = 256;
+    c->vocab_size = 256000;
+    c->max_position = 8192;
+    c->rms_norm_eps = 1e-6;
+    c->rope_theta = 10000.0;
+    c->activation = ACT_GELU_TANH;
+    c->tie_word_embeddings = true;
+    c->bos_id = 2;
+    c->eos_id = 1;
+    c->pad_id = 0;
+    snprintf(c->torch_dtype, sizeof c->torch_dtype, "bfloat16");
+}
+
+bool config_preset(gemma_config *c, const char *name) {
+    preset_common(c);
+    if (strcmp(name, "2b") == 0) {
+        c->hidden_size = 2048;
+        c->intermediate_size = 16384;
+        c->num_layers = 18;
+        c->num_heads = 8;
+        c->num_kv_heads = 1;
+        return true;
+    }
+    if (strcmp(name, "7b") == 0) {
+        c->hidden_size = 3072;
+        c->intermediate_size = 24576;
+        c->num_layers = 28;
+        c->num_heads = 16;
+        c->num_kv_heads = 16;
+        return true;
+    }
+    if (strcmp(name, "tiny") == 0) {
+        /* 2B's shape in miniature: MQA, q_dim != d, a small trained vocab. */
+        c->hidden_size = 256;
+        c->intermediate_size = 1024;
+        c->num_layers = 4;
+        c->num_heads = 4;
+        c->num_kv_heads = 1;
+        c->head_dim = 64;
+        c->vocab_size = 4096;
+        c->max_position = 2048;
+        return true;
+    }
+    return false;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+/* An integer field: required unless def_ok, range-checked. */
+static bool get_int(const cJSON *root, const char *key, int lo, int hi, bool required, int def,
+                    int *out, errbuf *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) return errbuf_set(err, "config.json: missing field \"%s\"", key);
+        *out = def;
+        return true;
+    }
+    if (!cJSON_IsNumber(v)) return errbuf_set(err, "config.json: \"%s\" must be a number", key);
+    double d = v->valuedouble;
+    if (!(d == floor(d)) || d < lo || d > hi)
+        return errbuf_set(err, "config.json: \"%s\" = %g is not an integer in [%d, %d]", key, d, lo,
+                          hi);
+    *out = (int)d;
+    return true;
+}
+
+static bool get_double(const cJSON *root, const char *key, double lo, double hi, double def,
+                       double *out, errbuf *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return true;
+    }
+    if (!cJSON_IsNumber(v)) return errbuf_set(err, "config.json: \"%s\" must be a number", key);
+    double d = v->valuedouble;
+    if (!isfinite(d) || d < lo || d > hi)
+        return errbuf_set(err, "config.json: \"%s\" = %g is out of range [%g, %g]", key, d, lo, hi);
+    *out = d;
+    return true;
+}
+
+static const char *get_string(const cJSON *root, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* eos_token_id may be an int or a list of ints (instruction-tuned models). */
+static bool get_token_id(const cJSON *root, const char *key, int vocab, int def, int *out,
+                         errbuf *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return true;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+        v->valuedouble >= vocab)
+        return errbuf_set(err, "config.json: \"%s\" is not a token id below vocab_size %d", key,
+                          vocab);
+    *out = (int)v->valuedouble;
+    return true;
+}
+
+static bool check_architecture(const cJSON *root, gemma_config *cfg, errbuf *err) {
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const char *model_type = get_string(root, "model_type");
+    const char *arch = NULL;
+    if (cJSON_IsArray(archs) && cJSON_GetArraySize(archs) > 0) {
+        const cJSON *a0 = cJSON_GetArrayItem(archs, 0);
+        if (!cJSON_IsString(a0)) return errbuf_set(err, "config.json: \"architectures\" must hold strings");
+        arch = a0->valuestring;
+    }
+    if (!arch && !model_type)
+        return errbuf_set(err, "config.json: neither \"architectures\" nor \"model_type\" is given");
+    if (arch && strcmp(arch, "GemmaForCausalLM") != 0)
+        return errbuf_set(err, "config.json: architecture \"%s\" is not supported (supported: GemmaForCausalLM)",
+                          arch);
+    if (model_type && strcmp(model_type, "gemma") != 0)
+        return errbuf_set(err, "config.json: model_type \"%s\" is not supported (supported: gemma)",
+                          model_type);
+    cfg->arch = GEMMA_ARCH_GEMMA1;
+    return true;
+}
+
+/* Gemma's MLP is the tanh-approximated GELU. Newer configs name it in
+ * hidden_activation; the released Gemma 1 configs say hidden_act "gelu" and
+ * mean the same (HF applies the tanh form for Gemma 1). */
+static bool check_activation(const cJSON *root, gemma_config *cfg, errbuf *err) {
+    const char *act = get_string(root, "hidden_activation");
+    const char *key = "hidden_activation";
+    if (!act) {
+        act = get_string(root, "hidden_act");
+        key = "hidden_act";
+    }
+    if (!act || strcmp(act, "gelu_pytorch_tanh") == 0 || strcmp(act, "gelu_tanh") == 0 ||
+        strcmp(act, "gelu") == 0) {
+        cfg->activation = ACT_GELU_TANH;
+        return true;
+    }
+    return errbuf_set(err, "config.json: %s \"%s\" is not supported (supported: gelu_pytorch_tanh)", key, act);
+}
+
+/* RoPE: rope_theta at the top level (transformers 4), or rope_parameters
+ * {"rope_type": "default", "rope_theta": ...} (transformers 5). Only the
+ * default (unscaled) RoPE is Gemma 1's. */
+static bool get_rope(const cJSON *root, gemma_config *cfg, errbuf *err) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs)) return errbuf_set(err, "config.json: rope_scaling is not supported");
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if (rp && !cJSON_IsNull(rp)) {
+        if (!cJSON_IsObject(rp)) return errbuf_set(err, "config.json: \"rope_parameters\" must be an object");
+        const char *type = get_string(rp, "rope_type");
+        if (type && strcmp(type, "default") != 0)
+            return errbuf_set(err, "config.json: rope_type \"%s\" is not supported (supported: default)", type);
+        if (cJSON_GetObjectItemCaseSensitive(rp, "rope_theta"))
+            return get_double(rp, "rope_theta", 1, 1e9, 10000.0, &cfg->rope_theta, err);
+    }
+    return get_double(root, "rope_theta", 1, 1e9, 10000.0, &cfg->rope_theta, err);
+}
+
+static bool check_unsupported_features(const cJSON *root, errbuf *err) {
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "use_bidirectional_attention")))
+        return errbuf_set(err, "config.json: use_bidirectional_attention=true is not supported");
+    const cJSON *ab = cJSON_GetObjectItemCaseSensitive(root, "attention_bias");
+    if (cJSON_IsTrue(ab)) return errbuf_set(err, "config.json: attention_bias=true is not supported");
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
+    if (cJSON_IsFalse(tie))
+        return errbuf_set(err, "config.json: tie_word_embeddings=false is not supported (Gemma ties the LM head to the embedding)");
+    return true;
+}
+
+static bool check_shapes(gemma_config *c, errbuf *err) {
+    if (c->num_kv_heads > c->num_heads || c->num_heads % c->num_kv_heads != 0)
+        return errbuf_set(err, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                          c->num_heads, c->num_kv_heads);
+    if (c->head_dim % 2 != 0) return errbuf_set(err, "config.json: head_dim %d must be even (RoPE)", c->head_dim);
+    if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size || c->pad_id >= c->vocab_size)
+        return errbuf_set(err, "config.json: special token ids must be below vocab_size %d", c->vocab_size);
+    return true;
+}
+
+bool config_parse_json(gemma_config *cfg, const char *json, errbuf *err) {
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *root = cJSON_Parse(json);
+    if (!root) {
+        const char *near = cJSON_GetErrorPtr();
+        if (!near || !*near) return errbuf_set(err, "config.json: not valid JSON (it ends too soon)");
+        return errbuf_set(err, "config.json: not valid JSON (near \"%.20s\")", near);
+    }
+    bool ok = false;
+    if (!cJSON_IsObject(root)) {
+        errbuf_set(err, "config.json: the top level must be an object");
+        goto out;
+    }
+    if (!check_architecture(root, cfg, err) || !check_activation(root, cfg, err) ||
+        !check_unsupported_features(root, err))
+        goto out;
+    if (!get_int(root, "hidden_size", 1, 65536, true, 0, &cfg->hidden_size, err) ||
+        !get_int(root, "intermediate_size", 1, 1 << 20, true, 0, &cfg->intermediate_size, err) ||
+        !get_int(root, "num_hidden_layers", 1, 1024, true, 0, &cfg->num_layers, err) ||
+        !get_int(root, "num_attention_heads", 1, 1024, true, 0, &cfg->num_heads, err) ||
+        !get_int(root, "num_key_value_heads", 1, 1024, false, cfg->num_heads, &cfg->num_kv_heads, err) ||
+        !get_int(root, "head_dim", 2, 1024, false, 256, &cfg->head_dim, err) ||
+        !get_int(root, "vocab_size", 4, 1 << 22, true, 0, &cfg->vocab_size, err) ||
+        !get_int(root, "max_position_embeddings", 1, 1 << 20, false, 8192, &cfg->max_position, err) ||
+        !get_double(root, "rms_norm_eps", 0, 1, 1e-6, &cfg->rms_norm_eps, err) ||
+        !get_rope(root, cfg, err) ||
+        !get_token_id(root, "bos_token_id", cfg->vocab_size, 2, &cfg->bos_id, err) ||
+        !get_token_id(root, "eos_token_id", cfg->vocab_size, 1, &cfg->eos_id, err) ||
+        !get_token_id(root, "pad_token_id", cfg->vocab_size, 0, &cfg->pad_id, err))
+        goto out;
+    if (cfg->rms_norm_eps <= 0) {
+        errbuf_set(err, "config.json: rms_norm_eps must be positive");
+        goto out;
+    }
+    cfg->tie_word_embeddings = true;
+    const char *dt = get_string(root, "torch_dtype");
+    if (!dt) dt = get_string(root, "dtype");
+    snprintf(cfg->torch_dtype, sizeof cfg->torch_dtype, "%s", dt ? dt : "bfloat16");
+    ok = check_shapes(cfg, err);
+out:
+    cJSON_Delete(root);
+    return ok;
+}
+
+bool config_load(gemma_config *cfg, const char *path, errbuf *err) {
+    char *text = file_read_all(path, NULL, 1 << 20, err);
+    if (!text) return false;
+    bool ok = config_parse_json(cfg, text, err);
+    free(text);
+    return ok;
+}
+
+char *config_to_json(const gemma_config *c) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON *archs = cJSON_AddArrayToObject(root, "architectures");
+    cJSON_AddItemToArray(archs, cJSON_CreateString("GemmaForCausalLM"));
+    cJSON_AddStringToObject(root, "model_type", "gemma");
+    cJSON_AddNumberToObject(root, "hidden_size", c->hidden_size);
+    cJSON_AddNumberToObject(root, "intermediate_size", c->intermediate_size);
+    cJSON_AddNumberToObject(root, "num_hidden_layers", c->num_layers);
+    cJSON_AddNumberToObject(root, "num_attention_heads", c->num_heads);
+    cJSON_AddNumberToObject(root, "num_key_value_heads", c->num_kv_heads);
+    cJSON_AddNumberToObject(root, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(root, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(root, "max_position_embeddings", c->max_position);
+    cJSON_AddNumberToObject(root, "rms_norm_eps", c->rms_norm_eps);
+    cJSON_AddNumberToObject(root, "rope_theta", c->rope_theta);
+    cJSON_AddStringToObject(root, "hidden_act", "gelu_pytorch_tanh");
+    cJSON_AddStringToObject(root, "hidden_activation", "gelu_pytorch_tanh");
+    cJSON_AddBoolToObject(root, "attention_bias", 0);
+    cJSON_AddBoolToObject(root, "tie_word_embeddings", 1);
+    cJSON_AddNumberToObject(root, "bos_token_id", c->bos_id);
+    cJSON_AddNumberToObject(root, "eos_token_id", c->eos_id);
+    cJSON_AddNumberToObject(root, "pad_token_id", c->pad_id);
+    cJSON_AddStringToObject(root, "torch_dtype", c->torch_dtype);
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}

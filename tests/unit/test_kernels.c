@@ -1,0 +1,174 @@
+/* Every fast CPU op against its reference (kernels/cpu/ops_ref.c) on fresh
+ * random inputs at several sizes. Tolerance: 1e-5 relative (both are fp32;
+ * only summation order differs), growing as sqrt(C / 256) for dot products
+ * longer than 256 terms. Outputs are poisoned with NaN first, so
+ * an element an op forgets to write fails. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "common/numeric.h"
+#include "kernels/cpu/ops.h"
+
+#define TOL 1e-5
+
+static uint64_t g_rng = 42;
+static float frand(void) { /* uniform in [-1, 1) */
+    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((g_rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+static float *randv(size_t n) {
+    float *v = malloc(n * sizeof *v + 4);
+    for (size_t i = 0; i < n; i++) v[i] = frand();
+    return v;
+}
+static float *nanv(size_t n) {
+    float *v = malloc(n * sizeof *v + 4);
+    for (size_t i = 0; i < n; i++) v[i] = NAN;
+    return v;
+}
+
+static const cpu_ops *ref, *fast;
+static threadpool *tp;
+
+static void test_matmul(dtype dt) {
+    const int ns[] = {1, 2, 3, 4, 5, 8, 17}, rows[] = {1, 3, 64, 67, 130}, cols[] = {1, 7, 8, 16, 33, 256, 4105};
+    for (size_t a = 0; a < 7; a++)
+        for (size_t b = 0; b < 5; b++)
+            for (size_t c = 0; c < 7; c++) {
+                int n = ns[a], R = rows[b], C = cols[c];
+                float *x = randv((size_t)n * C), *wf = randv((size_t)R * C);
+                void *wd = wf;
+                bf16_t *wb = NULL;
+                if (dt == DTYPE_BF16) {
+                    wb = malloc((size_t)R * C * sizeof *wb);
+                    for (size_t i = 0; i < (size_t)R * C; i++) wb[i] = f32_to_bf16(wf[i]);
+                    wd = wb;
+                }
+                weight_matrix w = {dt, R, C, wd};
+                float *y0 = nanv((size_t)n * R), *y1 = nanv((size_t)n * R);
+                ref->matmul(NULL, y0, x, n, &w);
+                fast->matmul(tp, y1, x, n, &w);
+                /* fp32 sums of C terms in another order drift by ~sqrt(C) ulps */
+                double tol = TOL * (C > 256 ? sqrt(C / 256.0) : 1.0);
+                double d = rel_max_diff(y1, y0, (size_t)n * R);
+                CHECK(d <= tol, "matmul %s n=%d rows=%d cols=%d: rel diff %.3g", dtype_name(dt), n, R, C, d);
+                free(x), free(wf), free(wb), free(y0), free(y1);
+            }
+}
+
+static void test_rowwise(void) {
+    const int ns[] = {1, 3, 9}, ds[] = {1, 7, 48, 2048};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 4; b++) {
+            int n = ns[a], d = ds[b];
+            size_t m = (size_t)n * d;
+            float *x = randv(m), *w = randv((size_t)d), *y0 = nanv(m), *y1 = nanv(m);
+            ref->rmsnorm(NULL, y0, x, w, n, d, 1e-6f);
+            fast->rmsnorm(tp, y1, x, w, n, d, 1e-6f);
+            CHECK(rel_max_diff(y1, y0, m) <= TOL, "rmsnorm n=%d d=%d", n, d);
+
+            float *g0 = randv(m), *g1 = malloc(m * sizeof *g1), *u = randv(m);
+            for (size_t i = 0; i < m; i++) g0[i] *= 4, g1[i] = g0[i];
+            ref->geglu(NULL, g0, u, n, d);
+            fast->geglu(tp, g1, u, n, d);
+            CHECK(rel_max_diff(g1, g0, m) <= TOL, "geglu n=%d f=%d", n, d);
+
+            float *s0 = randv(m), *s1 = malloc(m * sizeof *s1);
+            memcpy(s1, s0, m * sizeof *s1);
+            ref->add(NULL, s0, u, n, d);
+            fast->add(tp, s1, u, n, d);
+            CHECK(rel_max_diff(s1, s0, m) <= TOL, "add n=%d d=%d", n, d);
+            free(x), free(w), free(y0), free(y1), free(g0), free(g1), free(u), free(s0), free(s1);
+        }
+}
+
+static void test_rope(void) {
+    const int hds[] = {2, 16, 256}, heads[] = {1, 3};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++) {
+            int n = 5, hd = hds[a], h = heads[b];
+            size_t m = (size_t)n * h * hd;
+            float *x0 = randv(m), *x1 = malloc(m * sizeof *x1), *inv = malloc((size_t)hd / 2 * sizeof *inv);
+            memcpy(x1, x0, m * sizeof *x1);
+            for (int i = 0; i < hd / 2; i++) inv[i] = 1.0f / powf(10000.0f, (float)(2 * i) / (float)hd);
+            int32_t pos[5] = {0, 1, 17, 1000, 8191};
+            ref->rope(NULL, x0, n, h, hd, pos, inv);
+            fast->rope(tp, x1, n, h, hd, pos, inv);
+            CHECK(rel_max_diff(x1, x0, m) <= TOL, "rope hd=%d heads=%d", hd, h);
+            free(x0), free(x1), free(inv);
+        }
+}
+
+static void test_embed(void) {
+    int V = 50, d = 37;
+    float *e = randv((size_t)V * d);
+    bf16_t *eb = malloc((size_t)V * d * sizeof *eb);
+    for (int i = 0; i < V * d; i++) eb[i] = f32_to_bf16(e[i]);
+    int32_t toks[6] = {0, 49, 60, 75, 10, 99}; /* the slice [50, 100) holds only some */
+    for (int pass = 0; pass < 2; pass++) {
+        weight_matrix w = {pass ? DTYPE_BF16 : DTYPE_F32, V, d, pass ? (void *)eb : (void *)e};
+        float *y0 = nanv(6 * (size_t)d), *y1 = nanv(6 * (size_t)d);
+        ref->embed(NULL, y0, toks, 6, &w, 50, 6.0f);
+        fast->embed(tp, y1, toks, 6, &w, 50, 6.0f);
+        CHECK(rel_max_diff(y1, y0, 6 * (size_t)d) <= TOL, "embed %s", dtype_name(w.dtype));
+        CHECK(y1[0] == 0.0f && y1[d] == 0.0f && y1[2 * d] != 0.0f, "embed: foreign rows are zero");
+        free(y0), free(y1);
+    }
+    free(e), free(eb);
+}
+
+/* Paged attention: several sequences mixing a prefill chunk after cached
+ * context, fresh prompts and single decode tokens, with scattered blocks. */
+static void test_attention(int n_heads, int n_kv, int hd, int block_size) {
+    enum { NS = 4, NB = 64 };
+    const int starts[NS] = {0, 13, 40, 7}, news[NS] = {9, 1, 5, 1};
+    int32_t tables[NS][16];
+    int perm[NB];
+    for (int i = 0; i < NB; i++) perm[i] = i;
+    for (int i = NB - 1; i > 0; i--) { /* shuffle: blocks are not in order */
+        int j = (int)((frand() + 1.0f) * 0.5f * (float)(i + 1)) % (i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    for (int s = 0, k = 0; s < NS; s++)
+        for (int b = 0; b < 16; b++) tables[s][b] = perm[k++];
+    size_t cache = (size_t)NB * n_kv * block_size * hd;
+    float *kc0 = randv(cache), *vc0 = randv(cache), *kc1 = malloc(cache * 4), *vc1 = malloc(cache * 4);
+    memcpy(kc1, kc0, cache * 4), memcpy(vc1, vc0, cache * 4);
+    attn_seq seqs[NS];
+    int n = 0;
+    for (int s = 0; s < NS; s++) {
+        seqs[s] = (attn_seq){n, news[s], starts[s], tables[s]};
+        n += news[s];
+    }
+    float *q = randv((size_t)n * n_heads * hd), *k = randv((size_t)n * n_kv * hd), *v = randv((size_t)n * n_kv * hd);
+    kv_layer_view kv0 = {kc0, vc0, block_size, n_kv, hd}, kv1 = {kc1, vc1, block_size, n_kv, hd};
+    ref->kv_write(NULL, &kv0, k, v, seqs, NS);
+    fast->kv_write(tp, &kv1, k, v, seqs, NS);
+    CHECK(memcmp(kc0, kc1, cache * 4) == 0 && memcmp(vc0, vc1, cache * 4) == 0, "kv_write");
+    float *o0 = nanv((size_t)n * n_heads * hd), *o1 = nanv((size_t)n * n_heads * hd);
+    int group = n_heads / n_kv;
+    ref->attention(NULL, o0, q, &kv0, seqs, NS, n_heads, 0, group, 0, 0.25f);
+    fast->attention(tp, o1, q, &kv1, seqs, NS, n_heads, 0, group, 0, 0.25f);
+    double d = rel_max_diff(o1, o0, (size_t)n * n_heads * hd);
+    CHECK(d <= TOL, "attention heads=%d kv=%d hd=%d block=%d: rel diff %.3g", n_heads, n_kv, hd, block_size, d);
+    free(kc0), free(vc0), free(kc1), free(vc1), free(q), free(k), free(v), free(o0), free(o1);
+}
+
+int main(void) {
+    ref = cpu_ops_ref();
+    fast = cpu_ops_select();
+    tp = threadpool_create(3);
+    printf("fast ops: %s\n", fast->name);
+    CHECK(fast != ref, "this CPU has no fast ops (no AVX2/FMA): the comparison would be vacuous");
+    test_matmul(DTYPE_F32);
+    test_matmul(DTYPE_BF16);
+    test_rowwise();
+    test_rope();
+    test_embed();
+    test_attention(4, 1, 16, 16);  /* MQA */
+    test_attention(4, 4, 16, 4);   /* MHA, small blocks */
+    test_attention(8, 2, 64, 8);   /* GQA */
+    test_attention(2, 2, 256, 16); /* Gemma head_dim */
+    threadpool_free(tp);
+    return CHECK_RESULT();
+}

@@ -1,0 +1,223 @@
+#include "worker/engine.h"
+
+#include "common/numeric.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct engine {
+    model_weights w;
+    kv_cache kv;
+    const cpu_ops *ops;
+    threadpool *tp;
+    engine_options opt;
+    float *inv_freq; /* (hd/2) RoPE frequencies, fp32 as HF computes them */
+    float emb_scale; /* sqrt(d) */
+
+    /* scratch, sized for max_batch_tokens = N */
+    float *x;    /* (N, d) residual stream */
+    float *h;    /* (N, d) normed input of a block */
+    float *q;    /* (N, H_r * hd) */
+    float *k;    /* (N, K_r * hd) */
+    float *v;    /* (N, K_r * hd) */
+    float *att;  /* (N, H_r * hd) attention output */
+    float *o;    /* (N, d) block output before the all-reduce */
+    float *gate; /* (N, F_r) */
+    float *up;   /* (N, F_r) */
+    int32_t *pos;/* (N) position of each token */
+    attn_seq *seqs; /* per sequence of the current batch */
+    int seqs_cap;
+};
+
+/* Gemma scales embeddings by sqrt(d) cast to the model's dtype (GEMMA.md):
+ * 45.25 rather than 45.2548 for the 2B's d = 2048 in bf16. */
+static float embedding_scale(int d, dtype model_dtype) {
+    float s = (float)sqrt((double)d);
+    if (model_dtype == DTYPE_BF16) return bf16_to_f32(f32_to_bf16(s));
+    if (model_dtype == DTYPE_F16) return f16_to_f32(f32_to_f16(s));
+    return s;
+}
+
+static float *scratch(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63); }
+
+engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) {
+    const gemma_config *c = &w->cfg;
+    if (opt->max_batch_tokens < 1) {
+        errbuf_set(err, "max_batch_tokens must be at least 1");
+        return NULL;
+    }
+    engine *e = calloc(1, sizeof *e);
+    e->opt = *opt;
+    if (!kv_cache_init(&e->kv, c->num_layers, opt->n_blocks, opt->block_size, w->tp.n_kv_heads, c->head_dim, err)) {
+        free(e);
+        return NULL;
+    }
+    e->w = *w;
+    memset(w, 0, sizeof *w);
+    c = &e->w.cfg; /* the caller's copy is gone */
+    e->ops = opt->ops ? opt->ops : cpu_ops_select();
+    e->tp = threadpool_create(opt->n_threads);
+    int hd = c->head_dim;
+    e->inv_freq = scratch((size_t)hd / 2);
+    for (int i = 0; i < hd / 2; i++)
+        e->inv_freq[i] = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)hd);
+    e->emb_scale = embedding_scale(c->hidden_size, e->w.model_dtype);
+
+    size_t N = (size_t)opt->max_batch_tokens, d = (size_t)c->hidden_size;
+    size_t qd = (size_t)e->w.tp.n_heads * hd, kvd = (size_t)e->w.tp.n_kv_heads * hd, f = (size_t)e->w.tp.ffn_size;
+    e->x = scratch(N * d);
+    e->h = scratch(N * d);
+    e->q = scratch(N * qd);
+    e->k = scratch(N * kvd);
+    e->v = scratch(N * kvd);
+    e->att = scratch(N * qd);
+    e->o = scratch(N * d);
+    e->gate = scratch(N * f);
+    e->up = scratch(N * f);
+    e->pos = malloc(N * sizeof *e->pos);
+    return e;
+}
+
+engine *engine_load(const char *dir, int tp_rank, int tp_size, const engine_options *opt, errbuf *err) {
+    checkpoint ck;
+    if (!checkpoint_open(&ck, dir, err)) return NULL;
+    model_weights w;
+    bool ok = weights_load(&w, &ck, tp_rank, tp_size, err);
+    checkpoint_close(&ck); /* the weights are copies: the files can go */
+    if (!ok) return NULL;
+    engine *e = engine_create(&w, opt, err);
+    if (!e) weights_free(&w);
+    return e;
+}
+
+void engine_free(engine *e) {
+    if (!e) return;
+    weights_free(&e->w);
+    kv_cache_free(&e->kv);
+    threadpool_free(e->tp);
+    free(e->inv_freq);
+    free(e->x), free(e->h), free(e->q), free(e->k), free(e->v);
+    free(e->att), free(e->o), free(e->gate), free(e->up), free(e->pos), free(e->seqs);
+    free(e);
+}
+
+const model_weights *engine_weights(const engine *e) { return &e->w; }
+const char *engine_ops_name(const engine *e) { return e->ops->name; }
+int engine_threads(const engine *e) { return threadpool_size(e->tp); }
+
+/* Everything about a batch that could index out of bounds, checked first. */
+static bool validate_batch(const engine *e, const engine_batch *b, int *n_tokens, errbuf *err) {
+    const gemma_config *c = &e->w.cfg;
+    int total = 0;
+    if (b->n_seqs < 0) return errbuf_set(err, "negative sequence count");
+    for (int s = 0; s < b->n_seqs; s++) {
+        const engine_seq *q = &b->seqs[s];
+        if (q->n_tokens < 1 || q->start_pos < 0)
+            return errbuf_set(err, "sequence %d: needs at least one new token and a non-negative start position", s);
+        if (q->n_logits < 0 || q->n_logits > q->n_tokens)
+            return errbuf_set(err, "sequence %d: n_logits %d is not within [0, %d]", s, q->n_logits, q->n_tokens);
+        int64_t end = (int64_t)q->start_pos + q->n_tokens;
+        if (end > c->max_position)
+            return errbuf_set(err, "sequence %d: position %lld exceeds the context length %d", s, (long long)end - 1,
+                              c->max_position);
+        if ((int64_t)q->n_blocks * e->kv.block_size < end)
+            return errbuf_set(err, "sequence %d: block table of %d blocks cannot hold %lld positions", s, q->n_blocks,
+                              (long long)end);
+        int needed = (int)((end + e->kv.block_size - 1) / e->kv.block_size);
+        for (int i = 0; i < needed; i++)
+            if (q->block_table[i] < 0 || q->block_table[i] >= e->kv.n_blocks)
+                return errbuf_set(err, "sequence %d: block id %d is out of range [0, %d)", s, q->block_table[i],
+                                  e->kv.n_blocks);
+        if (total > e->opt.max_batch_tokens - q->n_tokens)
+            return errbuf_set(err, "the batch has more than %d tokens", e->opt.max_batch_tokens);
+        total += q->n_tokens;
+    }
+    for (int t = 0; t < total; t++)
+        if (b->tokens[t] < 0 || b->tokens[t] >= c->vocab_size)
+            return errbuf_set(err, "token id %d is out of range [0, %d)", b->tokens[t], c->vocab_size);
+    *n_tokens = total;
+    return true;
+}
+
+static bool allreduce(engine *e, float *buf, size_t n, errbuf *err) {
+    return e->opt.allreduce ? e->opt.allreduce(e->opt.allreduce_ctx, buf, n, err) : true;
+}
+
+/* x += o_proj(attention(rope(q), rope(k), v)) for one layer. */
+static bool attention_block(engine *e, int l, int n, int n_seqs, errbuf *err) {
+    const gemma_config *c = &e->w.cfg;
+    const layer_weights *lw = &e->w.layers[l];
+    const tp_layout *tp = &e->w.tp;
+    const cpu_ops *ops = e->ops;
+    int hd = c->head_dim, d = c->hidden_size;
+    ops->rmsnorm(e->tp, e->h, e->x, lw->input_norm, n, d, (float)c->rms_norm_eps);
+    ops->matmul(e->tp, e->q, e->h, n, &lw->q); /* (n, H_r*hd) */
+    ops->matmul(e->tp, e->k, e->h, n, &lw->k); /* (n, K_r*hd) */
+    ops->matmul(e->tp, e->v, e->h, n, &lw->v); /* (n, K_r*hd) */
+    ops->rope(e->tp, e->q, n, tp->n_heads, hd, e->pos, e->inv_freq);
+    ops->rope(e->tp, e->k, n, tp->n_kv_heads, hd, e->pos, e->inv_freq);
+    kv_layer_view kv = kv_cache_layer(&e->kv, l);
+    ops->kv_write(e->tp, &kv, e->k, e->v, e->seqs, n_seqs);
+    int group = c->num_heads / c->num_kv_heads;
+    ops->attention(e->tp, e->att, e->q, &kv, e->seqs, n_seqs, tp->n_heads, tp->head_begin, group, tp->kv_head_begin,
+                   1.0f / sqrtf((float)hd));
+    ops->matmul(e->tp, e->o, e->att, n, &lw->o); /* (n, d) partial over heads */
+    if (!allreduce(e, e->o, (size_t)n * d, err)) return false;
+    ops->add(e->tp, e->x, e->o, n, d);
+    return true;
+}
+
+/* x += down(gelu(gate(h)) * up(h)) for one layer. */
+static bool mlp_block(engine *e, int l, int n, errbuf *err) {
+    const gemma_config *c = &e->w.cfg;
+    const layer_weights *lw = &e->w.layers[l];
+    const cpu_ops *ops = e->ops;
+    int d = c->hidden_size;
+    ops->rmsnorm(e->tp, e->h, e->x, lw->post_norm, n, d, (float)c->rms_norm_eps);
+    ops->matmul(e->tp, e->gate, e->h, n, &lw->gate); /* (n, F_r) */
+    ops->matmul(e->tp, e->up, e->h, n, &lw->up);     /* (n, F_r) */
+    ops->geglu(e->tp, e->gate, e->up, n, e->w.tp.ffn_size);
+    ops->matmul(e->tp, e->o, e->gate, n, &lw->down); /* (n, d) partial over F */
+    if (!allreduce(e, e->o, (size_t)n * d, err)) return false;
+    ops->add(e->tp, e->x, e->o, n, d);
+    return true;
+}
+
+/* Final norm and LM head for the rows that want logits. */
+static void lm_head(engine *e, const engine_batch *b, float *logits) {
+    const gemma_config *c = &e->w.cfg;
+    int d = c->hidden_size, m = 0;
+    for (int s = 0; s < b->n_seqs; s++) {
+        const attn_seq *a = &e->seqs[s];
+        for (int i = a->n_tokens - b->seqs[s].n_logits; i < a->n_tokens; i++, m++)
+            memcpy(e->h + (size_t)m * d, e->x + (size_t)(a->token_offset + i) * d, (size_t)d * sizeof(float));
+    }
+    if (m == 0) return;
+    e->ops->rmsnorm(e->tp, e->h, e->h, e->w.final_norm, m, d, (float)c->rms_norm_eps);
+    e->ops->matmul(e->tp, logits, e->h, m, &e->w.embed); /* (m, V_r) */
+}
+
+bool engine_forward(engine *e, const engine_batch *b, float *logits, errbuf *err) {
+    int n = 0;
+    if (!validate_batch(e, b, &n, err)) return false;
+    if (n == 0) return true;
+    if (b->n_seqs > e->seqs_cap) {
+        e->seqs_cap = b->n_seqs;
+        e->seqs = realloc(e->seqs, (size_t)e->seqs_cap * sizeof *e->seqs);
+    }
+    for (int s = 0, off = 0; s < b->n_seqs; s++) {
+        const engine_seq *q = &b->seqs[s];
+        e->seqs[s] = (attn_seq){off, q->n_tokens, q->start_pos, q->block_table};
+        for (int i = 0; i < q->n_tokens; i++) e->pos[off + i] = q->start_pos + i;
+        off += q->n_tokens;
+    }
+    const gemma_config *c = &e->w.cfg;
+    e->ops->embed(e->tp, e->x, b->tokens, n, &e->w.embed, e->w.tp.vocab_begin, e->emb_scale);
+    if (e->w.tp.tp_size > 1 && !allreduce(e, e->x, (size_t)n * c->hidden_size, err)) return false;
+    for (int l = 0; l < c->num_layers; l++) {
+        if (!attention_block(e, l, n, b->n_seqs, err) || !mlp_block(e, l, n, err)) return false;
+    }
+    lm_head(e, b, logits);
+    return true;
+}
