@@ -14,6 +14,7 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 #define MATMUL_MIN_ROWS_PER_TASK 16
+#define MATMUL_L2_TILE_BYTES (256u << 10) /* weight rows kept in L2 while x passes */
 #define MATMUL_L1_COLS 4096 /* x rows longer than this (16 KB) do not stay in L1 */
 #define MATMUL_MAX_ROWS_PER_TASK 1024
 
@@ -98,28 +99,35 @@ AVX2 static inline float hsum8(__m256 v) {
         }                                                                                          \
         for (int i = 0; i < 4; i++) y[(size_t)i * ldy] = s[i][0], y[(size_t)i * ldy + 1] = s[i][1]; \
     }                                                                                              \
-    /* rows [r0, r1) of y = x wᵀ */                                                                \
+    /* rows [r0, r1) of y = x wᵀ, in row blocks small enough to stay in L2 while every    \
+     * activation row passes over them */                                                        \
     AVX2 static void matmul_rows_##SUFFIX(float *y, const float *x, int n, const WT *w, int rows,  \
                                           int cols, int r0, int r1) {                              \
-        int t = 0;                                                                                 \
-        for (; n >= 4 && t + 4 <= n; t += 4) {                                                     \
-            int r = r0;                                                                            \
-            for (; r + 2 <= r1; r += 2)                                                            \
-                dot_4x2_##SUFFIX(y + (size_t)t * rows + r, rows, x + (size_t)t * cols, w + (size_t)r * cols, cols); \
-            for (; r < r1; r++)                                                                    \
-                for (int i = 0; i < 4; i++)                                                        \
-                    y[(size_t)(t + i) * rows + r] = dot_1x1_##SUFFIX(x + (size_t)(t + i) * cols, w + (size_t)r * cols, cols); \
-        }                                                                                          \
-        /* the rest (all of a decode step): when x fits in L1, one weight row at a time (one  \
-         * stream); when it does not, four rows share each load of x */                          \
-        int r = r0;                                                                                \
-        if (cols > MATMUL_L1_COLS)                                                                 \
-            for (; t < n && r + 4 <= r1; r += 4)                                                   \
+        int block = (int)(MATMUL_L2_TILE_BYTES / ((size_t)cols * sizeof(WT))) & ~1;                \
+        if (block < 2) block = 2;                                                                  \
+        for (int rb = r0; rb < r1; rb += block) {                                                  \
+            int re = rb + block < r1 ? rb + block : r1;                                            \
+            int t = 0;                                                                             \
+            for (; t + 4 <= n; t += 4) {                                                           \
+                int r = rb;                                                                        \
+                for (; r + 2 <= re; r += 2)                                                        \
+                    dot_4x2_##SUFFIX(y + (size_t)t * rows + r, rows, x + (size_t)t * cols, w + (size_t)r * cols, cols); \
+                for (; r < re; r++)                                                                \
+                    for (int i = 0; i < 4; i++)                                                    \
+                        y[(size_t)(t + i) * rows + r] = dot_1x1_##SUFFIX(x + (size_t)(t + i) * cols, w + (size_t)r * cols, cols); \
+            }                                                                                      \
+            /* the rest (all of a decode step): one weight row at a time (one stream from     \
+             * memory) when x fits in L1; four rows sharing each load of x when it does not, or \
+             * when the block is already in L2 (four independent sums go 4x faster) */          \
+            int r = rb;                                                                            \
+            if (cols > MATMUL_L1_COLS || t > 0)                                                    \
+                for (; t < n && r + 4 <= re; r += 4)                                               \
+                    for (int i = t; i < n; i++)                                                    \
+                        dot_1x4_##SUFFIX(y + (size_t)i * rows + r, 1, x + (size_t)i * cols, w + (size_t)r * cols, cols); \
+            for (; t < n && r < re; r++)                                                           \
                 for (int i = t; i < n; i++)                                                        \
-                    dot_1x4_##SUFFIX(y + (size_t)r * 1 + (size_t)i * rows, 1, x + (size_t)i * cols, w + (size_t)r * cols, cols); \
-        for (; t < n && r < r1; r++)                                                               \
-            for (int i = t; i < n; i++)                                                            \
-                y[(size_t)i * rows + r] = dot_1x1_##SUFFIX(x + (size_t)i * cols, w + (size_t)r * cols, cols); \
+                    y[(size_t)i * rows + r] = dot_1x1_##SUFFIX(x + (size_t)i * cols, w + (size_t)r * cols, cols); \
+        }                                                                                          \
     }
 
 #define SCALAR_BF16(v) bf16_to_f32(v)
