@@ -112,6 +112,10 @@ static bool generate(engine *e, const tokenizer *tok, const gen_options *o, gen_
     int pos = r->prompt.n; /* where the next token goes */
     for (int i = 0; ok && i < max_tokens; i++) {
         int32_t id = sampler_pick(&smp, logits, &o->sp, (uint64_t)pos);
+        if (id < 0) {
+            ok = errbuf_set(err, "the model produced a NaN or infinite logit at position %d (are the weights corrupt?)", pos);
+            break;
+        }
         if (i == 0) r->prefill_s = clock_now_s() - t0, t0 = clock_now_s();
         token_list_push(&r->output, id);
         if (is_stop(o, tok, cfg, id)) {

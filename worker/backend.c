@@ -28,7 +28,7 @@ int backend_cuda_probe(char *why, size_t why_len) {
         return 0;
     }
     if (access(path, F_OK) != 0) {
-        snprintf(why, why_len, "this build has no CUDA backend (%s is absent; nvcc was not found at build time)", path);
+        snprintf(why, why_len, "this build has no CUDA backend (%s is absent: built with -DFACET_CUDA=OFF or without nvcc)", path);
         return 0;
     }
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);

@@ -76,6 +76,11 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
     e->gate = scratch(N * f);
     e->up = scratch(N * f);
     e->pos = malloc(N * sizeof *e->pos);
+    if (!e->x || !e->h || !e->q || !e->k || !e->v || !e->att || !e->o || !e->gate || !e->up || !e->pos) {
+        errbuf_set(err, "out of memory for the scratch buffers of %zu tokens per step", N);
+        engine_free(e);
+        return NULL;
+    }
     return e;
 }
 

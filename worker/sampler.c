@@ -27,6 +27,8 @@ void sampler_free(sampler *s) {
 }
 
 int32_t sampler_pick(sampler *s, const float *logits, const sampling_params *p, uint64_t position) {
+    for (int i = 0; i < s->vocab; i++)
+        if (!isfinite(logits[i])) return -1;
     if (p->temperature == 0.0f) return argmax_f32(logits, s->vocab);
     float inv_t = 1.0f / p->temperature;
     for (int i = 0; i < s->vocab; i++) s->cand[i] = (candidate){i, logits[i] * inv_t};

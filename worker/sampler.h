@@ -33,7 +33,8 @@ typedef struct sampler {
 void sampler_init(sampler *s, int vocab);
 void sampler_free(sampler *s);
 
-/* logits: (vocab) covering the whole vocabulary (one rank). */
+/* logits: (vocab) covering the whole vocabulary (one rank). Returns -1 if a
+ * logit is NaN or infinite (broken weights): there is nothing to sample. */
 int32_t sampler_pick(sampler *s, const float *logits, const sampling_params *p, uint64_t position);
 
 #endif

@@ -58,13 +58,14 @@ static const st_tensor *find_checked(const checkpoint *ck, const tensor_spec *sp
 
 /* Copies this rank's slice of a matrix: rows [b, e) for SHARD_ROWS, columns
  * [b, e) of every row for SHARD_COLS. bf16 stays bf16; others become f32. */
-static void copy_slice(weight_matrix *m, const st_tensor *t, const shard_slice *s, size_t *bytes) {
+static bool copy_slice(weight_matrix *m, const st_tensor *t, const shard_slice *s, size_t *bytes, errbuf *err) {
     m->rows = (int)s->local[0];
     m->cols = (int)s->local[1];
     m->dtype = t->dtype == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F32;
     size_t esz = dtype_size(m->dtype);
     size_t n = (size_t)m->rows * m->cols;
     void *dst = alloc_aligned(n * esz);
+    if (!dst) return errbuf_set(err, "out of memory: tensor \"%s\" needs %zu MiB", t->name, (n * esz) >> 20);
     int64_t full_cols = s->full[1];
     int64_t row0 = s->axis == SHARD_ROWS ? s->begin : 0;
     int64_t col0 = s->axis == SHARD_COLS ? s->begin : 0;
@@ -79,6 +80,7 @@ static void copy_slice(weight_matrix *m, const st_tensor *t, const shard_slice *
     }
     m->data = dst;
     *bytes += n * esz;
+    return true;
 }
 
 static bool load_matrix_dtype(weight_matrix *m, const checkpoint *ck, tensor_kind kind, int layer, int rank, int tp,
@@ -87,7 +89,7 @@ static bool load_matrix_dtype(weight_matrix *m, const checkpoint *ck, tensor_kin
     shard_slice s = tensor_shard(spec, &ck->config, rank, tp);
     const st_tensor *t = find_checked(ck, spec, layer, &s, err);
     if (!t) return false;
-    copy_slice(m, t, &s, bytes);
+    if (!copy_slice(m, t, &s, bytes, err)) return false;
     if (model_dtype) *model_dtype = t->dtype;
     return true;
 }
@@ -104,6 +106,7 @@ static bool load_norm(float **out, const checkpoint *ck, tensor_kind kind, int l
     const st_tensor *t = find_checked(ck, spec, layer, &s, err);
     if (!t) return false;
     float *w = alloc_aligned((size_t)s.full[0] * sizeof *w);
+    if (!w) return errbuf_set(err, "out of memory loading \"%s\"", t->name);
     for (int64_t i = 0; i < s.full[0]; i++) w[i] = 1.0f + element_f32(t, (size_t)i);
     *out = w;
     *bytes += (size_t)s.full[0] * sizeof *w;

@@ -68,6 +68,19 @@ m=$(variant nofile)
 rm "$m/model.safetensors"
 expect_error "no weights at all" "model.safetensors" gen "$m"
 
+m=$(variant nan)
+python3 - "$m/model.safetensors" <<'PY'
+import json, sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+n = int.from_bytes(data[:8], "little")
+t = json.loads(data[8:8 + n])["model.norm.weight"]
+b, e = t["data_offsets"]
+data[8 + n + b:8 + n + e] = b"\xc0\x7f" * ((e - b) // 2)  # bf16 NaN
+open(path, "wb").write(bytes(data))
+PY
+expect_error "weights holding NaN" "NaN" gen "$m"
+
 # --- config.json ---
 m=$(variant badjson)
 echo '{"hidden_size": 256,' >"$m/config.json"
