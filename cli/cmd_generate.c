@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/local_cluster.h"
 #include "cli/make_model.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -21,8 +23,9 @@
 
 typedef struct gen_options {
     const char *model, *prompt;
-    bool chat, json, ignore_eos;
+    bool chat, json, ignore_eos, logits;
     int max_tokens, threads;
+    int tp;      /* 0: in process; N: through a coordinator and N worker processes */
     sampling_params sp;
 } gen_options;
 
@@ -32,7 +35,19 @@ typedef struct gen_result {
     double prefill_s, decode_s;
     int decode_steps;
     strbuf text;
+    float *logits; /* --logits: (rows, vocab), the logits each output token was sampled from */
+    int logit_rows, vocab;
+    const char *kernels;
+    int threads;
+    double weight_bytes;
 } gen_result;
+
+static void keep_logits(gen_result *r, const float *row, int vocab) {
+    r->vocab = vocab;
+    r->logits = realloc(r->logits, (size_t)(r->logit_rows + 1) * vocab * sizeof *r->logits);
+    memcpy(r->logits + (size_t)r->logit_rows * vocab, row, (size_t)vocab * sizeof *row);
+    r->logit_rows++;
+}
 
 /* ---- the default model ---------------------------------------------------- */
 
@@ -111,6 +126,7 @@ static bool generate(engine *e, const tokenizer *tok, const gen_options *o, gen_
     bool ok = prefill(e, blocks, n_blocks, &r->prompt, logits, err);
     int pos = r->prompt.n; /* where the next token goes */
     for (int i = 0; ok && i < max_tokens; i++) {
+        if (o->logits) keep_logits(r, logits, cfg->vocab_size);
         int32_t id = sampler_pick(&smp, logits, &o->sp, (uint64_t)pos);
         if (id < 0) {
             ok = errbuf_set(err, "the model produced a NaN or infinite logit at position %d (are the weights corrupt?)", pos);
@@ -147,7 +163,7 @@ static cJSON *int_array(const token_list *l) {
     return a;
 }
 
-static void print_json(const gen_result *r, const engine *e) {
+static void print_json(const gen_result *r) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "prompt_ids", int_array(&r->prompt));
     cJSON_AddItemToObject(root, "output_ids", int_array(&r->output));
@@ -160,9 +176,14 @@ static void print_json(const gen_result *r, const engine *e) {
     cJSON_AddNumberToObject(t, "decode_tokens", r->decode_steps);
     cJSON_AddNumberToObject(t, "decode_ms", r->decode_s * 1e3);
     cJSON_AddNumberToObject(t, "decode_tokens_per_s", r->decode_s > 0 ? r->decode_steps / r->decode_s : 0);
-    cJSON_AddNumberToObject(t, "weight_bytes", (double)engine_weights(e)->bytes); /* read once per decode step */
-    cJSON_AddNumberToObject(t, "threads", engine_threads(e));
-    cJSON_AddStringToObject(t, "kernels", engine_ops_name(e));
+    if (r->weight_bytes > 0) cJSON_AddNumberToObject(t, "weight_bytes", r->weight_bytes); /* read once per decode step */
+    cJSON_AddNumberToObject(t, "threads", r->threads);
+    cJSON_AddStringToObject(t, "kernels", r->kernels);
+    if (r->logits) {
+        cJSON *rows = cJSON_AddArrayToObject(root, "logits");
+        for (int i = 0; i < r->logit_rows; i++)
+            cJSON_AddItemToArray(rows, cJSON_CreateFloatArray(r->logits + (size_t)i * r->vocab, r->vocab));
+    }
     char *s = cJSON_PrintUnformatted(root);
     printf("%s\n", s);
     free(s);
@@ -180,52 +201,142 @@ static bool load_engine(const char *dir, int threads, int ctx_tokens, int prompt
     return *out != NULL;
 }
 
-static int run(const gen_options *o) {
-    errbuf err;
+/* ---- through a coordinator and N local worker processes (--tp N) ------------- */
+
+static void cluster_options(const gen_options *o, const char *dir, int prompt_len, coordinator_options *co) {
+    coordinator_options_default(co);
+    co->model_dir = dir;
+    co->tp = o->tp;
+    co->grpc_port = 0;
+    co->http_port = -1;
+    co->kv_blocks = (prompt_len + o->max_tokens + BLOCK_SIZE - 1) / BLOCK_SIZE + 1; /* just this request */
+    co->block_size = BLOCK_SIZE;
+    co->max_batch_tokens = PREFILL_CHUNK;
+}
+
+/* One event of the stream into the result (text printed as it comes). */
+static bool take_event(const gen_options *o, detokenizer *d, const gen_event *ev, gen_result *r, errbuf *err) {
+    if (ev->kind == GEN_EVENT_ERROR) return errbuf_set(err, "%s", ev->message);
+    if (ev->kind == GEN_EVENT_TOKEN) {
+        if (ev->logits) keep_logits(r, ev->logits, r->vocab);
+        token_list_push(&r->output, ev->token);
+        emit_text(o, d, ev->token, r);
+    } else { /* DONE */
+        if (ev->token >= 0) token_list_push(&r->output, ev->token);
+        if (ev->logits) keep_logits(r, ev->logits, r->vocab);
+        r->finish_reason = ev->finish;
+    }
+    return true;
+}
+
+static bool generate_via_cluster(const gen_options *o, const char *dir, const tokenizer *tok, const gemma_config *cfg,
+                                 gen_result *r, errbuf *err) {
+    coordinator_options co;
+    cluster_options(o, dir, r->prompt.n, &co);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = o->threads ? o->threads : (cpus / o->tp > 0 ? (int)(cpus / o->tp) : 1);
+    local_cluster lc;
+    if (!local_cluster_start(&lc, &co, threads, true, err)) return false;
+    bool ok = local_cluster_wait_ready(&lc, 600000, err);
+    int32_t stop[2];
+    int n_stop = 0;
+    if (o->chat && chat_end_of_turn_id(tok) >= 0) stop[n_stop++] = chat_end_of_turn_id(tok);
+    if (tokenizer_eos_id(tok) >= 0 && tokenizer_eos_id(tok) != cfg->eos_id) stop[n_stop++] = tokenizer_eos_id(tok);
+    gen_request req = {.prompt = r->prompt.ids, .prompt_len = r->prompt.n, .sampling = o->sp, .max_tokens = o->max_tokens,
+                       .ignore_eos = o->ignore_eos, .stop_ids = stop, .n_stop_ids = n_stop, .return_logits = o->logits};
+    r->vocab = cfg->vocab_size;
+    r->threads = threads;
+    r->kernels = "workers";
+    r->finish_reason = "length";
+    gen_stream *s = NULL;
+    int code = 0;
+    double t0 = clock_now_s();
+    if (ok) ok = (s = coordinator_submit(lc.co, &req, &code, err)) != NULL;
+    detokenizer d;
+    detokenizer_init(&d, tok);
+    bool done = false;
+    while (ok && !done) {
+        gen_event ev;
+        if (!gen_stream_next(s, &ev, 1000)) continue;
+        ok = take_event(o, &d, &ev, r, err);
+        if (r->output.n == 1 && r->prefill_s == 0) r->prefill_s = clock_now_s() - t0, t0 = clock_now_s();
+        done = ev.kind != GEN_EVENT_TOKEN;
+        free(ev.logits);
+    }
+    r->decode_s = clock_now_s() - t0;
+    r->decode_steps = r->output.n > 1 ? r->output.n - 1 : 0;
+    size_t before = r->text.len;
+    detokenizer_flush(&d, &r->text);
+    if (!o->json && r->text.len > before) fwrite(r->text.data + before, 1, r->text.len - before, stdout);
+    gen_stream_release(s);
+    local_cluster_stop(&lc);
+    return ok;
+}
+
+/* ---- the command ------------------------------------------------------------------ */
+
+static tokenizer *load_model_tokenizer(const char *dir, gemma_config *cfg, errbuf *err) {
     char path[CHECKPOINT_PATH_MAX];
-    const char *dir = o->model ? o->model : default_model_dir();
-    if (!o->model && !ensure_default_model(dir, &err)) goto fail;
-    gemma_config cfg;
-    if (!checkpoint_path(dir, "config.json", path, sizeof path) || !config_load(&cfg, path, &err)) {
-        errbuf_prefix(&err, "%s", dir);
-        goto fail;
+    if (!checkpoint_path(dir, "config.json", path, sizeof path) || !config_load(cfg, path, err)) {
+        errbuf_prefix(err, "%s", dir);
+        return NULL;
     }
     checkpoint_path(dir, "tokenizer.model", path, sizeof path);
-    tokenizer *tok = tokenizer_load(path, &err);
-    if (!tok) goto fail;
-    if (tokenizer_vocab_size(tok) > cfg.vocab_size) {
-        errbuf_set(&err, "%s: tokenizer.model has %d pieces but the model's vocab_size is %d", dir,
-                   tokenizer_vocab_size(tok), cfg.vocab_size);
+    tokenizer *tok = tokenizer_load(path, err);
+    if (tok && tokenizer_vocab_size(tok) > cfg->vocab_size) {
+        errbuf_set(err, "%s: tokenizer.model has %d pieces but the model's vocab_size is %d", dir, tokenizer_vocab_size(tok),
+                   cfg->vocab_size);
         tokenizer_free(tok);
-        goto fail;
+        tok = NULL;
     }
+    return tok;
+}
+
+static bool generate_in_process(const gen_options *o, const char *dir, const tokenizer *tok, const gemma_config *cfg,
+                                gen_result *r, errbuf *err) {
+    engine *e = NULL;
+    int budget = r->prompt.n + o->max_tokens < cfg->max_position ? r->prompt.n + o->max_tokens : cfg->max_position;
+    bool ok = load_engine(dir, o->threads, budget, r->prompt.n, &e, err) && generate(e, tok, o, r, err);
+    if (e) {
+        r->threads = engine_threads(e);
+        r->kernels = engine_ops_name(e);
+        r->weight_bytes = (double)engine_weights(e)->bytes;
+    }
+    engine_free(e);
+    return ok;
+}
+
+static int run(const gen_options *o) {
+    errbuf err;
+    const char *dir = o->model ? o->model : default_model_dir();
+    if (!o->model && !ensure_default_model(dir, &err)) {
+        fprintf(stderr, "facet generate: %s\n", err.msg);
+        return 1;
+    }
+    gemma_config cfg;
+    tokenizer *tok = load_model_tokenizer(dir, &cfg, &err);
     gen_result r = {0};
     strbuf_init(&r.text);
-    engine *e = NULL;
-    bool ok = encode_prompt(tok, o, &r.prompt, &err);
+    bool ok = tok && encode_prompt(tok, o, &r.prompt, &err);
     if (ok && r.prompt.n >= cfg.max_position)
         ok = errbuf_set(&err, "the prompt is %d tokens long; the model's context is %d tokens, which leaves no room to generate",
                         r.prompt.n, cfg.max_position);
-    if (ok) {
-        int budget = r.prompt.n + o->max_tokens < cfg.max_position ? r.prompt.n + o->max_tokens : cfg.max_position;
-        ok = load_engine(dir, o->threads, budget, r.prompt.n, &e, &err);
-    }
-    if (ok) ok = generate(e, tok, o, &r, &err);
-    if (ok && o->json) print_json(&r, e);
+    if (ok && o->tp > 0 && !tp_check(&cfg, o->tp, &err)) ok = false;
+    if (ok) ok = o->tp > 0 ? generate_via_cluster(o, dir, tok, &cfg, &r, &err) : generate_in_process(o, dir, tok, &cfg, &r, &err);
+    if (ok && o->json) print_json(&r);
     if (ok && !o->json) {
         printf("\n");
         fflush(stdout);
         log_info("%d prompt tokens in %.3f s (%.1f tok/s); %d decode steps in %.3f s (%.2f tok/s); %d threads, %s kernels",
                  r.prompt.n, r.prefill_s, r.prefill_s > 0 ? r.prompt.n / r.prefill_s : 0.0, r.decode_steps, r.decode_s,
-                 r.decode_s > 0 ? r.decode_steps / r.decode_s : 0.0, engine_threads(e), engine_ops_name(e));
+                 r.decode_s > 0 ? r.decode_steps / r.decode_s : 0.0, r.threads, r.kernels);
     }
-    engine_free(e);
     tokenizer_free(tok);
     token_list_free(&r.prompt);
     token_list_free(&r.output);
     strbuf_free(&r.text);
+    free(r.logits);
     if (ok) return 0;
-fail:
     fprintf(stderr, "facet generate: %s\n", err.msg);
     return 1;
 }
@@ -244,9 +355,12 @@ int cmd_generate(int argc, char **argv) {
         {"ignore-eos", ARG_FLAG, &o.ignore_eos, "do not stop at end-of-sequence (benchmarks)", 0, 0, NULL},
         {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
         {"json", ARG_FLAG, &o.json, "print one JSON object: ids, text, finish reason, timings", 0, 0, NULL},
+        {"tp", ARG_INT, &o.tp, "run through a coordinator and N local worker processes (tensor parallel)", 1, 64, NULL},
+        {"logits", ARG_FLAG, &o.logits, "with --json: the logits each output token was sampled from", 0, 0, NULL},
     };
     static const arg_command cmd = {"generate", "facet generate [--model DIR] --prompt TEXT [options]",
-                   "Generates text for one prompt on this machine's CPU, printing it as it is produced."};
+                   "Generates text for one prompt, printing it as it is produced: in this process, or with --tp N\n"
+                   "through a coordinator and N worker processes on this machine."};
     int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
     if (rc != ARGS_CONTINUE) return rc;
     if (o.json) log_set_quiet(1);

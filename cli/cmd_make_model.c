@@ -8,13 +8,14 @@
 
 int cmd_make_model(int argc, char **argv) {
     const char *preset = "tiny", *out = NULL, *dtype_s = "bf16";
-    int layers = 0, shard_mb = 0;
+    int layers = 0, shard_mb = 0, kv_heads = 0;
     uint64_t seed = 0;
     bool tokenizer_only = false;
     const arg_spec specs[] = {
         {"preset", ARG_STRING, &preset, "model shape: tiny, 2b or 7b (default tiny)", 0, 0, NULL},
         {"out", ARG_STRING, &out, "output directory (required)", 0, 0, NULL},
         {"layers", ARG_INT, &layers, "number of layers (default: the preset's)", 1, 1024, NULL},
+        {"kv-heads", ARG_INT, &kv_heads, "key/value heads (default: the preset's; tiny has 1, MQA)", 1, 1024, NULL},
         {"seed", ARG_U64, &seed, "random seed of the weights (default 0)", 0, 0, NULL},
         {"dtype", ARG_STRING, &dtype_s, "weight dtype: bf16 (default), f16 or f32", 0, 0, NULL},
         {"shard-mb", ARG_INT, &shard_mb, "split weights into safetensors shards of at most N MiB, with an index", 1, 1 << 20, NULL},
@@ -35,7 +36,8 @@ int cmd_make_model(int argc, char **argv) {
         fprintf(stderr, "facet make-model: --dtype: \"%s\" is not bf16, f16 or f32\n", dtype_s);
         return 2;
     }
-    make_model_options opt = {preset, layers, seed, out, dt, shard_mb, tokenizer_only};
+    make_model_options opt = {.preset = preset, .layers = layers, .kv_heads = kv_heads, .seed = seed, .out_dir = out,
+                              .dtype = dt, .shard_mb = shard_mb, .tokenizer_only = tokenizer_only};
     if (!make_model(&opt, &err)) {
         fprintf(stderr, "facet make-model: %s\n", err.msg);
         return 1;

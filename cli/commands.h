@@ -9,6 +9,10 @@ int cmd_make_model(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_coordinator(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Where the built-in tiny model lives ($FACET_HOME/models/tiny, else
  * ~/.cache/facet/models/tiny); made on first use. */

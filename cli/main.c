@@ -39,9 +39,13 @@ int cmd_info(int argc, char **argv) {
 }
 
 static const command k_commands[] = {
-    {"generate", cmd_generate, "generate text for a prompt (CPU, in process)"},
+    {"serve", cmd_serve, "start a coordinator and N local workers, and serve"},
+    {"generate", cmd_generate, "generate text for a prompt (in process, or --tp N through local workers)"},
     {"tokenize", cmd_tokenize, "print token ids of stdin lines, like spm_encode"},
     {"make-model", cmd_make_model, "write a random-weight Gemma checkpoint (HF layout)"},
+    {"coordinator", cmd_coordinator, "run a coordinator (workers register with it)"},
+    {"worker", cmd_worker, "run a worker (registers with a coordinator, holds one rank's shard)"},
+    {"bench", cmd_bench, "benchmarks: facet bench comm"},
     {"info", cmd_info, "show the kernels and devices here (--roofline: measure bandwidth and FLOP rate)"},
 };
 

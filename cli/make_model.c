@@ -192,6 +192,12 @@ bool make_model(const make_model_options *opt, errbuf *err) {
     if (!config_preset(&cfg, opt->preset))
         return errbuf_set(err, "unknown preset \"%s\" (choose tiny, 2b or 7b)", opt->preset);
     if (opt->layers > 0) cfg.num_layers = opt->layers;
+    if (opt->kv_heads > 0) {
+        if (cfg.num_heads % opt->kv_heads != 0)
+            return errbuf_set(err, "--kv-heads %d does not divide the %d attention heads of %s", opt->kv_heads, cfg.num_heads,
+                              opt->preset);
+        cfg.num_kv_heads = opt->kv_heads;
+    }
     snprintf(cfg.torch_dtype, sizeof cfg.torch_dtype, "%s",
              opt->dtype == DTYPE_F32 ? "float32" : opt->dtype == DTYPE_F16 ? "float16" : "bfloat16");
     if (!make_dirs(opt->out_dir, err)) return false;

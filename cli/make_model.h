@@ -14,6 +14,7 @@
 typedef struct make_model_options {
     const char *preset;  /* "tiny", "2b", "7b" */
     int layers;          /* 0: the preset's */
+    int kv_heads;        /* 0: the preset's (tiny: 1, MQA); num_attention_heads gives MHA */
     uint64_t seed;
     const char *out_dir;
     dtype dtype;         /* weights: BF16 (default), F16 or F32 */

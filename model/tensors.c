@@ -51,8 +51,7 @@ bool tp_check(const gemma_config *cfg, int tp, errbuf *err) {
     return true;
 }
 
-/* [begin, end) of part `rank` when `n` units are split over `tp` parts. */
-static void split_range(int64_t n, int rank, int tp, int64_t *begin, int64_t *end) {
+void tp_split(int64_t n, int rank, int tp, int64_t *begin, int64_t *end) {
     *begin = n * rank / tp;
     *end = n * (rank + 1) / tp;
 }
@@ -81,7 +80,7 @@ shard_slice tensor_shard(const tensor_spec *spec, const gemma_config *cfg, int r
         unit_len = cfg->head_dim;
     }
     int64_t ub, ue;
-    split_range(units, rank, tp, &ub, &ue);
+    tp_split(units, rank, tp, &ub, &ue);
     s.begin = ub * unit_len;
     s.end = ue * unit_len;
     s.local[dim] = s.end - s.begin;

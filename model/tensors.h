@@ -68,6 +68,10 @@ typedef struct shard_slice {
 int64_t config_dim(const gemma_config *cfg, dim_sym d);
 void tensor_name(const tensor_spec *spec, int layer, char *out, int out_len);
 
+/* [begin, end) of part `rank` when n units are split over tp parts (parts
+ * differ by at most one unit). */
+void tp_split(int64_t n, int rank, int tp, int64_t *begin, int64_t *end);
+
 /* Can this config be split over tp ranks? (H % tp, K % tp unless K < tp) */
 bool tp_check(const gemma_config *cfg, int tp_size, errbuf *err);
 

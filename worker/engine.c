@@ -110,6 +110,7 @@ void engine_free(engine *e) {
 const model_weights *engine_weights(const engine *e) { return &e->w; }
 const char *engine_ops_name(const engine *e) { return e->ops->name; }
 int engine_threads(const engine *e) { return threadpool_size(e->tp); }
+int engine_max_batch_tokens(const engine *e) { return e->opt.max_batch_tokens; }
 
 /* Everything about a batch that could index out of bounds, checked first. */
 static bool validate_batch(const engine *e, const engine_batch *b, int *n_tokens, errbuf *err) {

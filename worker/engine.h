@@ -50,6 +50,7 @@ void engine_free(engine *e);
 const model_weights *engine_weights(const engine *e);
 const char *engine_ops_name(const engine *e);
 int engine_threads(const engine *e);
+int engine_max_batch_tokens(const engine *e);
 
 /* Runs one step. logits: (sum of n_logits, V_r) for this rank's vocab slice,
  * rows in batch order. A malformed batch (positions past the context, a

@@ -1,0 +1,151 @@
+/* facet coordinator, facet worker, facet serve: the distributed shape
+ * (docs/ARCHITECTURE.md, docs/PROTOCOL.md). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/local_cluster.h"
+#include "common/log.h"
+#include "coordinator/coordinator.h"
+#include "worker/protocol.h"
+#include "worker/worker.h"
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { (void)sig, g_stop = 1; }
+
+/* The coordinator's options, shared by `coordinator` and `serve`. */
+#define COORDINATOR_SPECS(o)                                                                                         \
+    {"model", ARG_STRING, &(o).model_dir, "checkpoint directory (serve: default the built-in tiny model)", 0, 0, NULL}, \
+    {"tp", ARG_INT, &(o).tp, "tensor-parallel size: workers per group (default 1)", 1, 64, NULL},                     \
+    {"host", ARG_STRING, &(o).host, "interface to listen on (default 127.0.0.1; 0.0.0.0 for all)", 0, 0, NULL},        \
+    {"grpc-port", ARG_INT, &(o).grpc_port, "gRPC port (default 50051; 0 picks a free one)", 0, 65535, NULL},             \
+    {"http-port", ARG_INT, &(o).http_port, "HTTP port for /health and /ready (default 8000; 0 picks one)", 0, 65535, NULL}, \
+    {"kv-blocks", ARG_INT, &(o).kv_blocks, "KV cache blocks per worker (default: each worker sizes its own)", 1, 1 << 24, NULL}, \
+    {"block-size", ARG_INT, &(o).block_size, "KV positions per block (default 16)", 1, 1024, NULL},                   \
+    {"max-batch-tokens", ARG_INT, &(o).max_batch_tokens, "tokens per step (default 512)", 1, 1 << 20, NULL},        \
+    {"max-seqs", ARG_INT, &(o).max_seqs, "sequences per step (default 64)", 1, 1024, NULL},                          \
+    {"lease-ms", ARG_INT, &(o).lease_ms, "a worker silent this long is dead (default 3000)", 100, 600000, NULL},      \
+    {"step-timeout-ms", ARG_INT, &(o).step_timeout_ms, "bound on one step (default 120000)", 100, 3600000, NULL}
+
+static void coordinator_defaults(coordinator_options *o) {
+    coordinator_options_default(o);
+    o->grpc_port = 50051;
+    o->http_port = 8000;
+}
+
+int cmd_coordinator(int argc, char **argv) {
+    coordinator_options o;
+    coordinator_defaults(&o);
+    const arg_spec specs[] = {COORDINATOR_SPECS(o)};
+    static const arg_command cmd = {"coordinator", "facet coordinator --model DIR --tp N [options]",
+                                    "Runs the coordinator: workers register with it; it forms the group and serves requests."};
+    int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (rc != ARGS_CONTINUE) return rc;
+    if (!o.model_dir) {
+        fprintf(stderr, "facet coordinator: --model DIR is required\n");
+        return 2;
+    }
+    errbuf err;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    coordinator *co = coordinator_start(&o, &err);
+    if (!co) {
+        fprintf(stderr, "facet coordinator: %s\n", err.msg);
+        return 1;
+    }
+    log_info("coordinator for %s (tp=%d): gRPC on %s:%d, HTTP on %s:%d; waiting for workers", o.model_dir, o.tp, o.host,
+             coordinator_grpc_port(co), o.host, coordinator_http_port(co));
+    while (!g_stop) usleep(100 * 1000);
+    log_info("coordinator: stopping");
+    coordinator_stop(co);
+    return 0;
+}
+
+int cmd_worker(int argc, char **argv) {
+    worker_options o = {.listen = "127.0.0.1:0", .rank = -1, .kv_mib = 512, .protocol_version = -1};
+    const char *device = "cpu";
+    bool quiet = false;
+    const arg_spec specs[] = {
+        {"coordinator", ARG_STRING, &o.coordinator, "HOST:PORT of the coordinator's gRPC service (required)", 0, 0, NULL},
+        {"listen", ARG_STRING, &o.listen, "address to serve on (default 127.0.0.1:0, a free port)", 0, 0, NULL},
+        {"advertise", ARG_STRING, &o.advertise, "host the coordinator and peers reach this worker on", 0, 0, NULL},
+        {"device", ARG_STRING, &device, "cpu (default) or cuda", 0, 0, NULL},
+        {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
+        {"rank", ARG_INT, &o.rank, "ask for this rank (default: any)", 0, 63, NULL},
+        {"kv-mib", ARG_INT, &o.kv_mib, "KV cache memory when the coordinator leaves it to the worker (default 512)", 1, 1 << 24, NULL},
+        {"model", ARG_STRING, &o.model, "load this checkpoint instead of the coordinator's path (same model, other mount)", 0, 0, NULL},
+        {"quiet", ARG_FLAG, &quiet, "log only warnings", 0, 0, NULL},
+        {"protocol-version", ARG_INT, &o.protocol_version, "claim another protocol version (tests only)", 0, 1 << 30, NULL},
+    };
+    static const arg_command cmd = {"worker", "facet worker --coordinator HOST:PORT [options]",
+                                    "Runs a worker: registers with the coordinator, loads its shard when told, runs steps."};
+    int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (rc != ARGS_CONTINUE) return rc;
+    if (!o.coordinator) {
+        fprintf(stderr, "facet worker: --coordinator HOST:PORT is required\n");
+        return 2;
+    }
+    if (strcmp(device, "cpu") != 0) {
+        fprintf(stderr, "facet worker: --device %s: only cpu is available in this build (the CUDA engine is not built yet)\n",
+                device);
+        return 2;
+    }
+    if (o.protocol_version < 0) o.protocol_version = FACET_PROTOCOL_VERSION;
+    if (quiet) log_set_quiet(1);
+    return worker_run(&o);
+}
+
+int cmd_serve(int argc, char **argv) {
+    coordinator_options o;
+    coordinator_defaults(&o);
+    int threads = 0;
+    const arg_spec specs[] = {
+        COORDINATOR_SPECS(o),
+        {"threads", ARG_INT, &threads, "CPU threads per worker (default: CPUs / tp)", 1, 1024, NULL},
+    };
+    static const arg_command cmd = {"serve", "facet serve [--model DIR] [--tp N] [options]",
+                                    "Starts a coordinator and N local worker processes, and serves until Ctrl-C or SIGTERM."};
+    int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (rc != ARGS_CONTINUE) return rc;
+    errbuf err;
+    if (!o.model_dir) {
+        o.model_dir = default_model_dir();
+        if (!ensure_default_model(o.model_dir, &err)) {
+            fprintf(stderr, "facet serve: %s\n", err.msg);
+            return 1;
+        }
+    }
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n / o.tp > 0 ? (int)(n / o.tp) : 1;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    local_cluster lc;
+    if (!local_cluster_start(&lc, &o, threads, false, &err)) {
+        fprintf(stderr, "facet serve: %s\n", err.msg);
+        return 1;
+    }
+    bool ok = local_cluster_wait_ready(&lc, 600000, &err);
+    if (ok) {
+        printf("facet: serving %s with tp=%d (%d thread%s per worker)\n", o.model_dir, o.tp, threads, threads > 1 ? "s" : "");
+        printf("facet:   HTTP  http://%s:%d  (GET /health, GET /ready)\n", o.host, coordinator_http_port(lc.co));
+        printf("facet:   gRPC  %s:%d  (facet.v1.Facet, grpc.health.v1.Health)\n", o.host, coordinator_grpc_port(lc.co));
+        printf("facet: Ctrl-C stops\n");
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "facet serve: %s\n", err.msg);
+    }
+    while (ok && !g_stop) {
+        local_cluster_restart_dead(&lc); /* a dead worker is replaced; the coordinator re-forms the group */
+        usleep(100 * 1000);
+    }
+    log_info("serve: stopping");
+    local_cluster_stop(&lc);
+    return ok ? 0 : 1;
+}

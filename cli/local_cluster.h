@@ -1,0 +1,27 @@
+/* local_cluster.h — a coordinator in this process and N worker processes
+ * on this machine (facet serve, facet generate --tp). Workers are the same
+ * binary (`facet worker`), talk gRPC over loopback and die with us. */
+#ifndef FACET_CLI_LOCAL_CLUSTER_H
+#define FACET_CLI_LOCAL_CLUSTER_H
+
+#include <sys/types.h>
+
+#include "coordinator/coordinator.h"
+
+typedef struct local_cluster {
+    coordinator *co;
+    pid_t pids[64];
+    int n_workers;
+    int worker_threads;
+    bool quiet;
+    int restarts;
+} local_cluster;
+
+bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int worker_threads, bool quiet, errbuf *err);
+/* Waits for the group; fails early if a worker process exits. */
+bool local_cluster_wait_ready(local_cluster *lc, int timeout_ms, errbuf *err);
+/* Restarts worker processes that have exited (serve's supervision). */
+void local_cluster_restart_dead(local_cluster *lc);
+void local_cluster_stop(local_cluster *lc);
+
+#endif

@@ -1,0 +1,10 @@
+/* bench_comm.h — `facet bench comm`: all-reduce over Gloo on loopback, ranks
+ * as threads of one process, printed as nccl-tests prints its tables. */
+#ifndef FACET_COMM_BENCH_COMM_H
+#define FACET_COMM_BENCH_COMM_H
+
+/* argv[0] is the command's name; options follow (--help lists them).
+ * Returns 0, 1 on a failed or wrong all-reduce, 2 on a usage error. */
+int bench_comm_main(int argc, char **argv);
+
+#endif

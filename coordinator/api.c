@@ -1,0 +1,218 @@
+/* api.c — the public gRPC service facet.v1.Facet and grpc.health.v1.Health
+ * (proto/facet/v1/generate.proto, docs/PROTOCOL.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "coordinator/coordinator_impl.h"
+#include "coordinator/tokenizer/chat.h"
+#include "facet/v1/generate.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "worker/protocol.h"
+
+#define DEFAULT_MAX_TOKENS 16
+#define EVENT_POLL_MS 100
+
+/* The prompt's ids: given, or tokenized (with <bos>, or the chat template). */
+static bool prompt_ids(coordinator *co, const Facet__V1__GenerateRequest *req, token_list *ids, int *code, errbuf *err) {
+    *code = RPC_INVALID_ARGUMENT;
+    if (req->input_case == FACET__V1__GENERATE_REQUEST__INPUT_TOKEN_IDS) {
+        for (size_t i = 0; req->token_ids && i < req->token_ids->n_ids; i++) token_list_push(ids, req->token_ids->ids[i]);
+        return true;
+    }
+    if (req->input_case != FACET__V1__GENERATE_REQUEST__INPUT_PROMPT || !req->prompt[0])
+        return errbuf_set(err, "the prompt is empty (give prompt or token_ids)");
+    if (!co->tok) {
+        *code = RPC_FAILED_PRECONDITION;
+        return errbuf_set(err, "this model has no tokenizer.model: give token_ids instead of prompt");
+    }
+    if (req->chat) {
+        chat_message m = {"user", req->prompt, strlen(req->prompt)};
+        return chat_encode(co->tok, &m, 1, ids, err);
+    }
+    if (tokenizer_bos_id(co->tok) >= 0) token_list_push(ids, tokenizer_bos_id(co->tok));
+    return tokenizer_encode(co->tok, req->prompt, strlen(req->prompt), 0, ids, err);
+}
+
+/* The text one token adds (final text only: a UTF-8 character split over
+ * byte tokens comes out whole). */
+static void token_text(coordinator *co, detokenizer *d, int32_t id, strbuf *out) {
+    if (co->tok) detokenizer_push(d, id, out);
+}
+
+/* Sends one response; false when the client is gone. */
+static bool send_response(rpc_call *call, Facet__V1__GenerateResponse *msg) {
+    bool ok = rpc_call_send_message(call, &msg->base);
+    return ok;
+}
+
+void api_handle_generate(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
+    coordinator *co = ctx;
+    Facet__V1__GenerateRequest *req = facet__v1__generate_request__unpack(NULL, len, data);
+    if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "Generate: malformed request");
+    token_list ids;
+    token_list_init(&ids);
+    errbuf err;
+    int code = RPC_OK;
+    gen_stream *s = NULL;
+    if (prompt_ids(co, req, &ids, &code, &err)) {
+        const Facet__V1__SamplingParams *sp = req->sampling;
+        int32_t stop[64];
+        int n_stop = 0;
+        for (size_t i = 0; i < req->n_stop_token_ids && n_stop < 63; i++) stop[n_stop++] = req->stop_token_ids[i];
+        if (req->chat && co->eot_id >= 0) stop[n_stop++] = co->eot_id;
+        gen_request g = {
+            .prompt = ids.ids,
+            .prompt_len = ids.n,
+            .sampling = {sp ? sp->temperature : 0.0f, sp ? sp->top_k : 0, sp && sp->top_p > 0 ? sp->top_p : 1.0f,
+                         sp ? sp->seed : 0},
+            .max_tokens = req->max_tokens ? (int)req->max_tokens : DEFAULT_MAX_TOKENS,
+            .ignore_eos = req->ignore_eos,
+            .stop_ids = stop,
+            .n_stop_ids = n_stop,
+            .return_logits = req->return_logits,
+        };
+        s = coordinator_submit(co, &g, &code, &err);
+    }
+    if (!s) {
+        rpc_call_finish(call, code, err.msg);
+        token_list_free(&ids);
+        facet__v1__generate_request__free_unpacked(req, NULL);
+        return;
+    }
+    detokenizer d;
+    if (co->tok) detokenizer_init(&d, co->tok);
+    strbuf text;
+    strbuf_init(&text);
+    bool first = true, done = false;
+    uint32_t completion = 0;
+    while (!done) {
+        gen_event ev;
+        if (!gen_stream_next(s, &ev, EVENT_POLL_MS)) {
+            if (rpc_call_cancelled(call)) {
+                gen_stream_cancel(s);
+                break;
+            }
+            continue;
+        }
+        Facet__V1__GenerateResponse msg = FACET__V1__GENERATE_RESPONSE__INIT;
+        Facet__V1__Usage usage = FACET__V1__USAGE__INIT;
+        int32_t token = ev.token;
+        float logprob = ev.logprob;
+        strbuf_clear(&text);
+        if (first) {
+            msg.n_prompt_ids = (size_t)ids.n;
+            msg.prompt_ids = ids.ids;
+            first = false;
+        }
+        if (ev.kind == GEN_EVENT_ERROR) {
+            rpc_call_finish(call, ev.code, ev.message);
+            break;
+        }
+        if (ev.kind == GEN_EVENT_TOKEN || (ev.kind == GEN_EVENT_DONE && token >= 0)) {
+            completion++;
+            msg.n_token_ids = 1;
+            msg.token_ids = &token;
+            if (req->logprobs) msg.n_logprobs = 1, msg.logprobs = &logprob;
+            if (ev.kind == GEN_EVENT_TOKEN) token_text(co, &d, token, &text);
+            if (ev.logits) msg.n_logits = (size_t)co->cfg.vocab_size, msg.logits = ev.logits;
+        }
+        if (ev.kind == GEN_EVENT_DONE) {
+            if (co->tok) detokenizer_flush(&d, &text);
+            msg.finish_reason = strcmp(ev.finish, "stop") == 0 ? FACET__V1__FINISH_REASON__FINISH_REASON_STOP
+                                                                : FACET__V1__FINISH_REASON__FINISH_REASON_LENGTH;
+            done = true;
+        }
+        msg.text = text.data ? text.data : "";
+        if (done) {
+            usage.prompt_tokens = (uint32_t)ids.n;
+            usage.completion_tokens = completion;
+            msg.usage = &usage;
+        }
+        bool sent = send_response(call, &msg);
+        free(ev.logits);
+        if (!sent) {
+            gen_stream_cancel(s);
+            break;
+        }
+    }
+    rpc_call_finish(call, RPC_OK, NULL);
+    strbuf_free(&text);
+    gen_stream_release(s);
+    token_list_free(&ids);
+    facet__v1__generate_request__free_unpacked(req, NULL);
+}
+
+void api_handle_tokenize(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
+    coordinator *co = ctx;
+    Facet__V1__TokenizeRequest *req = facet__v1__tokenize_request__unpack(NULL, len, data);
+    if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "Tokenize: malformed request");
+    if (!co->tok) {
+        rpc_call_finish(call, RPC_FAILED_PRECONDITION, "this model has no tokenizer.model");
+        facet__v1__tokenize_request__free_unpacked(req, NULL);
+        return;
+    }
+    token_list ids;
+    token_list_init(&ids);
+    errbuf err;
+    bool ok;
+    if (req->chat) {
+        chat_message m = {"user", req->text, strlen(req->text)};
+        ok = chat_encode(co->tok, &m, 1, &ids, &err);
+    } else {
+        if (req->add_bos && tokenizer_bos_id(co->tok) >= 0) token_list_push(&ids, tokenizer_bos_id(co->tok));
+        ok = tokenizer_encode(co->tok, req->text, strlen(req->text), 0, &ids, &err);
+    }
+    if (ok) {
+        Facet__V1__TokenizeResponse resp = FACET__V1__TOKENIZE_RESPONSE__INIT;
+        resp.n_ids = (size_t)ids.n;
+        resp.ids = ids.ids;
+        rpc_call_reply(call, &resp.base);
+    } else {
+        rpc_call_finish(call, RPC_INVALID_ARGUMENT, err.msg);
+    }
+    token_list_free(&ids);
+    facet__v1__tokenize_request__free_unpacked(req, NULL);
+}
+
+void api_handle_model_info(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
+    coordinator *co = ctx;
+    (void)data, (void)len;
+    Facet__V1__ModelInfoResponse resp = FACET__V1__MODEL_INFO_RESPONSE__INIT;
+    resp.model = (char *)co->opt.model_dir;
+    resp.architecture = "GemmaForCausalLM";
+    resp.vocab_size = (uint32_t)co->cfg.vocab_size;
+    resp.context_length = (uint32_t)co->cfg.max_position;
+    resp.num_layers = (uint32_t)co->cfg.num_layers;
+    resp.hidden_size = (uint32_t)co->cfg.hidden_size;
+    resp.num_heads = (uint32_t)co->cfg.num_heads;
+    resp.num_kv_heads = (uint32_t)co->cfg.num_kv_heads;
+    resp.tp_size = (uint32_t)co->opt.tp;
+    resp.protocol_version = FACET_PROTOCOL_VERSION;
+    pthread_mutex_lock(&co->mu);
+    resp.ready = co->group == GROUP_READY;
+    resp.epoch = co->epoch;
+    pthread_mutex_unlock(&co->mu);
+    rpc_call_reply(call, &resp.base);
+}
+
+void api_handle_health_check(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
+    coordinator *co = ctx;
+    Grpc__Health__V1__HealthCheckRequest *req = grpc__health__v1__health_check_request__unpack(NULL, len, data);
+    const char *service = req ? req->service : "";
+    Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    if (service[0] && strcmp(service, "facet.v1.Facet") != 0) {
+        resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    } else {
+        resp.status = coordinator_ready(co, NULL, 0) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                                                     : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    }
+    rpc_call_reply(call, &resp.base);
+    if (req) grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+}
+
+void api_handle_health_watch(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
+    (void)ctx, (void)data, (void)len;
+    rpc_call_finish(call, RPC_UNIMPLEMENTED, "Watch is not implemented: poll Check");
+}

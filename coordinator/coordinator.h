@@ -1,0 +1,84 @@
+/* coordinator.h — the coordinator: membership, group formation, scheduling.
+ *
+ * It takes requests (gRPC facet.v1.Facet, or in process through
+ * coordinator_submit), tokenizes them, batches them into steps and sends
+ * each step to every rank of the group at once (docs/PROTOCOL.md). Workers
+ * register with it and renew a lease; it assigns ranks to the first T live
+ * workers (the rest wait as standbys), has them load their shards and form a
+ * communicator, and re-forms the group when a member is lost. */
+#ifndef FACET_COORDINATOR_H
+#define FACET_COORDINATOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "worker/sampler.h"
+
+typedef struct coordinator_options {
+    const char *model_dir;
+    int tp;
+    const char *host;     /* interface to listen on (default 127.0.0.1) */
+    int grpc_port;        /* 0: any free port */
+    int http_port;        /* 0: any free port; -1: no HTTP */
+    int heartbeat_ms;     /* how often workers renew their lease */
+    int lease_ms;         /* a worker silent this long is dead */
+    int load_timeout_ms;  /* Load of a shard */
+    int comm_timeout_ms;  /* rendezvous and each collective on the workers */
+    int step_timeout_ms;  /* one step */
+    int block_size;       /* KV positions per block */
+    int kv_blocks;        /* 0: each worker sizes its cache; the group uses the smallest */
+    int max_batch_tokens; /* tokens per step */
+    int max_seqs;         /* sequences per step */
+    int grpc_threads;     /* concurrent gRPC calls (each Generate stream holds one) */
+} coordinator_options;
+
+void coordinator_options_default(coordinator_options *o);
+
+typedef struct coordinator coordinator;
+
+coordinator *coordinator_start(const coordinator_options *opt, errbuf *err);
+/* Fails what is in flight ("shutting down"), stops every thread, frees. */
+void coordinator_stop(coordinator *co);
+int coordinator_grpc_port(const coordinator *co);
+int coordinator_http_port(const coordinator *co);
+/* Is a group formed and serving? If not, why (into why). */
+bool coordinator_ready(coordinator *co, char *why, size_t why_len);
+bool coordinator_wait_ready(coordinator *co, int timeout_ms, errbuf *err);
+
+/* ---- requests, in process ---------------------------------------------------- */
+
+typedef struct gen_request {
+    const int32_t *prompt; /* token ids, <bos> included */
+    int prompt_len;
+    sampling_params sampling;
+    int max_tokens;
+    bool ignore_eos;
+    const int32_t *stop_ids; /* besides <eos> */
+    int n_stop_ids;
+    bool return_logits;
+} gen_request;
+
+typedef enum { GEN_EVENT_TOKEN, GEN_EVENT_DONE, GEN_EVENT_ERROR } gen_event_kind;
+
+typedef struct gen_event {
+    gen_event_kind kind;
+    int32_t token;        /* TOKEN */
+    float logprob;
+    float *logits;        /* TOKEN with return_logits: (vocab), the caller frees */
+    const char *finish;   /* DONE: "stop" or "length" */
+    int code;             /* ERROR: a gRPC status code */
+    char message[ERRBUF_LEN];
+} gen_event;
+
+typedef struct gen_stream gen_stream;
+
+/* Queues a request. NULL with *code and err set when refused at once. */
+gen_stream *coordinator_submit(coordinator *co, const gen_request *req, int *code, errbuf *err);
+/* The next event; false if none came within timeout_ms. */
+bool gen_stream_next(gen_stream *s, gen_event *ev, int timeout_ms);
+/* Stops generating (client gone); its KV blocks are freed by the next step. */
+void gen_stream_cancel(gen_stream *s);
+void gen_stream_release(gen_stream *s);
+
+#endif

@@ -1,0 +1,177 @@
+/* client.c — blocking unary calls and fan-out (see rpc.h). */
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/rpc.h"
+#include "rpc/rpc_impl.h"
+
+#define MAX_MESSAGE_BYTES (64 << 20)
+
+struct rpc_channel {
+    grpc_channel *channel;
+    char *target;
+};
+
+static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
+static void init_once(void) { grpc_init(); }
+
+void rpc_init(void) { pthread_once(&g_init_once, init_once); }
+void rpc_shutdown(void) { /* gRPC's own threads end with the process; see docs/PROTOCOL.md */ }
+
+const char *rpc_code_name(int code) {
+    static const char *names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                                  "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                  "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+                                  "UNAUTHENTICATED"};
+    return code >= 0 && code <= 16 ? names[code] : "?";
+}
+
+gpr_timespec rpc_deadline_ms(int timeout_ms) {
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+}
+
+rpc_channel *rpc_channel_create(const char *target) {
+    rpc_init();
+    grpc_arg args[2] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
+    };
+    grpc_channel_args chargs = {2, args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    rpc_channel *ch = calloc(1, sizeof *ch);
+    ch->channel = grpc_channel_create(target, creds, &chargs);
+    grpc_channel_credentials_release(creds);
+    ch->target = strdup(target);
+    return ch;
+}
+
+void rpc_channel_free(rpc_channel *ch) {
+    if (!ch) return;
+    grpc_channel_destroy(ch->channel);
+    free(ch->target);
+    free(ch);
+}
+
+const char *rpc_channel_target(const rpc_channel *ch) { return ch->target; }
+
+/* One call in flight: its buffers and results. */
+typedef struct pending_call {
+    grpc_call *call;
+    grpc_byte_buffer *request, *response;
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_status_code status;
+    grpc_slice details;
+    grpc_op ops[6];
+} pending_call;
+
+static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg) {
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    grpc_slice slice = grpc_slice_malloc(n);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return bb;
+}
+
+static bool start_call(pending_call *p, rpc_channel *ch, grpc_completion_queue *cq, const char *method,
+                       const ProtobufCMessage *req, int timeout_ms, void *tag) {
+    memset(p, 0, sizeof *p);
+    grpc_slice m = grpc_slice_from_static_string(method);
+    p->call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
+                                       rpc_deadline_ms(timeout_ms), NULL);
+    p->request = pack_message(req);
+    grpc_metadata_array_init(&p->initial_md);
+    grpc_metadata_array_init(&p->trailing_md);
+    p->ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    p->ops[1].op = GRPC_OP_SEND_MESSAGE;
+    p->ops[1].data.send_message.send_message = p->request;
+    p->ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    p->ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    p->ops[3].data.recv_initial_metadata.recv_initial_metadata = &p->initial_md;
+    p->ops[4].op = GRPC_OP_RECV_MESSAGE;
+    p->ops[4].data.recv_message.recv_message = &p->response;
+    p->ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    p->ops[5].data.recv_status_on_client.trailing_metadata = &p->trailing_md;
+    p->ops[5].data.recv_status_on_client.status = &p->status;
+    p->ops[5].data.recv_status_on_client.status_details = &p->details;
+    return grpc_call_start_batch(p->call, p->ops, 6, tag, NULL) == GRPC_CALL_OK;
+}
+
+/* Collects a finished call's result; frees its gRPC state. */
+static int finish_call(pending_call *p, bool started, const char *method, const char *target, uint8_t **resp,
+                       size_t *resp_len, errbuf *err) {
+    int code = started ? (int)p->status : RPC_INTERNAL;
+    if (code == RPC_OK && p->response) {
+        grpc_byte_buffer_reader reader;
+        grpc_byte_buffer_reader_init(&reader, p->response);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        *resp_len = GRPC_SLICE_LENGTH(all);
+        *resp = malloc(*resp_len ? *resp_len : 1);
+        memcpy(*resp, GRPC_SLICE_START_PTR(all), *resp_len);
+        grpc_slice_unref(all);
+    } else if (code == RPC_OK) {
+        code = RPC_INTERNAL;
+        errbuf_set(err, "%s to %s: no response message", method, target);
+    } else {
+        char *details = started ? grpc_slice_to_c_string(p->details) : NULL;
+        errbuf_set(err, "%s to %s: %s: %s", method, target, rpc_code_name(code),
+                   details && *details ? details : "the call failed");
+        gpr_free(details);
+    }
+    if (p->response) grpc_byte_buffer_destroy(p->response);
+    grpc_byte_buffer_destroy(p->request);
+    grpc_metadata_array_destroy(&p->initial_md);
+    grpc_metadata_array_destroy(&p->trailing_md);
+    grpc_slice_unref(p->details);
+    grpc_call_unref(p->call);
+    return code;
+}
+
+int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *req, uint8_t **resp, size_t *resp_len,
+              int timeout_ms, errbuf *err) {
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    pending_call p;
+    static char tag;
+    bool started = start_call(&p, ch, cq, method, req, timeout_ms, &tag);
+    if (started) grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    int code = finish_call(&p, started, method, ch->target, resp, resp_len, err);
+    grpc_completion_queue_shutdown(cq);
+    grpc_completion_queue_destroy(cq);
+    return code;
+}
+
+void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms) {
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    pending_call *p = calloc((size_t)n, sizeof *p);
+    bool *started = calloc((size_t)n, sizeof *started);
+    int waiting = 0;
+    for (int i = 0; i < n; i++) {
+        started[i] = start_call(&p[i], calls[i].channel, cq, method, calls[i].request, timeout_ms, &p[i]);
+        waiting += started[i];
+    }
+    while (waiting > 0) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) break;
+        waiting--;
+    }
+    for (int i = 0; i < n; i++) {
+        calls[i].response = NULL;
+        calls[i].response_len = 0;
+        calls[i].code = finish_call(&p[i], started[i], method, rpc_channel_target(calls[i].channel),
+                                    &calls[i].response, &calls[i].response_len, &calls[i].err);
+    }
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+    free(p);
+    free(started);
+}

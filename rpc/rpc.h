@@ -1,0 +1,110 @@
+/* rpc.h — gRPC over the gRPC core C API, with protobuf-c messages.
+ *
+ * gRPC core carries bytes; protobuf-c packs and unpacks them (rpc_pack /
+ * RPC_UNPACK below). This is the only place facet touches gRPC.
+ *
+ * Server: a fixed pool of handler threads, each with its own completion
+ * queue, each serving one call at a time from start to finish — blocking
+ * code in handlers is fine, and a long server-streaming call (Generate)
+ * holds one thread. Calls beyond the pool wait in gRPC until a thread is
+ * free.
+ *
+ * Client: blocking unary calls with a deadline, and the same call to many
+ * servers at once (a step to every rank). */
+#ifndef FACET_RPC_H
+#define FACET_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+/* gRPC status codes facet uses (the numbering is gRPC's). */
+enum {
+    RPC_OK = 0,
+    RPC_CANCELLED = 1,
+    RPC_UNKNOWN = 2,
+    RPC_INVALID_ARGUMENT = 3,
+    RPC_DEADLINE_EXCEEDED = 4,
+    RPC_NOT_FOUND = 5,
+    RPC_ALREADY_EXISTS = 6,
+    RPC_RESOURCE_EXHAUSTED = 8,
+    RPC_FAILED_PRECONDITION = 9,
+    RPC_ABORTED = 10,
+    RPC_UNIMPLEMENTED = 12,
+    RPC_INTERNAL = 13,
+    RPC_UNAVAILABLE = 14,
+};
+const char *rpc_code_name(int code);
+
+/* Process-wide gRPC init/shutdown (reference counted by gRPC itself). */
+void rpc_init(void);
+void rpc_shutdown(void);
+
+/* ---- server ---------------------------------------------------------------- */
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_call rpc_call;
+
+/* A method handler. It may send any number of messages (one for unary),
+ * then must call rpc_call_finish once (if it does not, OK is sent). */
+typedef void (*rpc_handler)(void *ctx, rpc_call *call, const uint8_t *request, size_t len);
+
+typedef struct rpc_method {
+    const char *path; /* "/facet.v1.Worker/Step" */
+    rpc_handler handler;
+    void *ctx;
+} rpc_method;
+
+/* Listens on addr ("127.0.0.1:0" picks a free port; *port_out tells which). */
+rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_methods, int n_threads,
+                             int *port_out, errbuf *err);
+/* Cancels calls in flight, waits for the handler threads, frees. */
+void rpc_server_stop(rpc_server *s);
+
+bool rpc_call_send(rpc_call *call, const uint8_t *msg, size_t len);
+void rpc_call_finish(rpc_call *call, int code, const char *message);
+/* Has the client cancelled or gone away? (non-blocking) */
+bool rpc_call_cancelled(rpc_call *call);
+/* Value of a request metadata key, or NULL (copied into buf). */
+const char *rpc_call_metadata(rpc_call *call, const char *key, char *buf, size_t len);
+
+/* Packs a protobuf-c message and sends it; false if the client is gone. */
+bool rpc_call_send_message(rpc_call *call, const ProtobufCMessage *msg);
+/* Packs msg as the response and finishes with OK. */
+void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
+
+/* ---- client ---------------------------------------------------------------- */
+
+typedef struct rpc_channel rpc_channel;
+
+rpc_channel *rpc_channel_create(const char *target);
+void rpc_channel_free(rpc_channel *ch);
+const char *rpc_channel_target(const rpc_channel *ch);
+
+/* A blocking unary call. Returns the status code; on RPC_OK *resp (malloc'd)
+ * holds the response. On failure err says "<method> to <target>: <CODE>: msg". */
+int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *req, uint8_t **resp, size_t *resp_len,
+              int timeout_ms, errbuf *err);
+
+/* The same method to several servers at once, each with its own request;
+ * waits for all (each bounded by timeout_ms). */
+typedef struct rpc_fanout {
+    rpc_channel *channel;
+    const ProtobufCMessage *request;
+    /* results */
+    int code;
+    uint8_t *response; /* malloc'd on RPC_OK */
+    size_t response_len;
+    errbuf err;
+} rpc_fanout;
+void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms);
+
+/* ---- protobuf-c helpers ----------------------------------------------------- */
+
+/* Unpacks into a message (NULL if the bytes are not one). */
+#define RPC_UNPACK(type_prefix, data, len) type_prefix##__unpack(NULL, (len), (data))
+
+#endif

@@ -1,0 +1,241 @@
+/* server.c — the handler-thread gRPC server (see rpc.h). */
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/rpc.h"
+#include "rpc/rpc_impl.h"
+
+#define MAX_MESSAGE_BYTES (64 << 20)
+
+struct rpc_call {
+    grpc_call *call;
+    grpc_completion_queue *cq;
+    grpc_metadata_array request_md;
+    bool finished;
+    bool close_seen;  /* RECV_CLOSE_ON_SERVER completed */
+    int cancelled;    /* its result: the client cancelled */
+};
+
+typedef struct handler_thread {
+    rpc_server *server;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+} handler_thread;
+
+struct rpc_server {
+    grpc_server *server;
+    const rpc_method *methods;
+    int n_methods;
+    handler_thread *threads;
+    int n_threads;
+    grpc_completion_queue *shutdown_cq;
+};
+
+/* tags: distinct addresses */
+static char TAG_NEW_CALL, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_STATUS;
+
+/* Waits on the call's queue for `tag`; notes the close event on the way. */
+static bool wait_tag(rpc_call *c, void *tag) {
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) return false;
+        if (ev.tag == &TAG_CLOSE) c->close_seen = true;
+        if (ev.tag == tag) return ev.success != 0;
+    }
+}
+
+bool rpc_call_cancelled(rpc_call *c) {
+    while (!c->close_seen) {
+        grpc_event ev = grpc_completion_queue_next(c->cq, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) break;
+        if (ev.tag == &TAG_CLOSE) c->close_seen = true;
+    }
+    return c->close_seen && c->cancelled;
+}
+
+bool rpc_call_send(rpc_call *c, const uint8_t *msg, size_t len) {
+    if (c->finished || rpc_call_cancelled(c)) return false;
+    grpc_slice slice = grpc_slice_from_copied_buffer((const char *)msg, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+    op.data.send_message.send_message = bb;
+    bool ok = grpc_call_start_batch(c->call, &op, 1, &TAG_SEND, NULL) == GRPC_CALL_OK && wait_tag(c, &TAG_SEND);
+    grpc_byte_buffer_destroy(bb);
+    return ok;
+}
+
+void rpc_call_finish(rpc_call *c, int code, const char *message) {
+    if (c->finished) return;
+    c->finished = true;
+    grpc_slice details = grpc_slice_from_copied_string(message ? message : "");
+    grpc_op op = {.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
+    op.data.send_status_from_server.status = (grpc_status_code)code;
+    op.data.send_status_from_server.status_details = &details;
+    if (grpc_call_start_batch(c->call, &op, 1, &TAG_STATUS, NULL) == GRPC_CALL_OK) wait_tag(c, &TAG_STATUS);
+    grpc_slice_unref(details);
+}
+
+const char *rpc_call_metadata(rpc_call *c, const char *key, char *buf, size_t len) {
+    for (size_t i = 0; i < c->request_md.count; i++) {
+        const grpc_metadata *m = &c->request_md.metadata[i];
+        size_t klen = GRPC_SLICE_LENGTH(m->key);
+        if (klen == strlen(key) && memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) == 0) {
+            size_t vlen = GRPC_SLICE_LENGTH(m->value);
+            if (vlen >= len) vlen = len - 1;
+            memcpy(buf, GRPC_SLICE_START_PTR(m->value), vlen);
+            buf[vlen] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+bool rpc_call_send_message(rpc_call *c, const ProtobufCMessage *msg) {
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(n ? n : 1);
+    protobuf_c_message_pack(msg, buf);
+    bool ok = rpc_call_send(c, buf, n);
+    free(buf);
+    return ok;
+}
+
+void rpc_call_reply(rpc_call *c, const ProtobufCMessage *msg) {
+    rpc_call_send_message(c, msg);
+    rpc_call_finish(c, RPC_OK, NULL);
+}
+
+static const rpc_method *find_method(const rpc_server *s, grpc_slice method) {
+    size_t len = GRPC_SLICE_LENGTH(method);
+    for (int i = 0; i < s->n_methods; i++)
+        if (strlen(s->methods[i].path) == len && memcmp(s->methods[i].path, GRPC_SLICE_START_PTR(method), len) == 0)
+            return &s->methods[i];
+    return NULL;
+}
+
+/* One call, start to finish: read the request, run the handler, close. */
+static void serve_call(rpc_server *s, rpc_call *c, const grpc_call_details *details) {
+    grpc_byte_buffer *request = NULL;
+    grpc_op ops[2] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_RECV_MESSAGE}};
+    ops[1].data.recv_message.recv_message = &request;
+    grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
+    close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+    bool ok = grpc_call_start_batch(c->call, ops, 2, &TAG_RECV, NULL) == GRPC_CALL_OK &&
+              grpc_call_start_batch(c->call, &close_op, 1, &TAG_CLOSE, NULL) == GRPC_CALL_OK && wait_tag(c, &TAG_RECV);
+    const rpc_method *m = find_method(s, details->method);
+    if (!ok || !request) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "no request message");
+    } else if (!m) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unknown method %.*s", (int)GRPC_SLICE_LENGTH(details->method),
+                 (const char *)GRPC_SLICE_START_PTR(details->method));
+        rpc_call_finish(c, RPC_UNIMPLEMENTED, msg);
+    } else {
+        grpc_byte_buffer_reader reader;
+        grpc_byte_buffer_reader_init(&reader, request);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        m->handler(m->ctx, c, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
+        grpc_slice_unref(all);
+        rpc_call_finish(c, RPC_OK, NULL);
+    }
+    if (request) grpc_byte_buffer_destroy(request);
+    if (!c->close_seen) wait_tag(c, &TAG_CLOSE);
+}
+
+static void *handler_main(void *p) {
+    handler_thread *t = p;
+    rpc_server *s = t->server;
+    for (;;) {
+        rpc_call c = {.cq = t->cq};
+        grpc_call_details details;
+        grpc_call_details_init(&details);
+        grpc_metadata_array_init(&c.request_md);
+        if (grpc_server_request_call(s->server, &c.call, &details, &c.request_md, t->cq, t->cq, &TAG_NEW_CALL) !=
+            GRPC_CALL_OK) {
+            grpc_call_details_destroy(&details);
+            grpc_metadata_array_destroy(&c.request_md);
+            break;
+        }
+        grpc_event ev;
+        do {
+            ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        } while (ev.type == GRPC_OP_COMPLETE && ev.tag != &TAG_NEW_CALL);
+        bool got_call = ev.type == GRPC_OP_COMPLETE && ev.success;
+        if (got_call) serve_call(s, &c, &details);
+        if (c.call) grpc_call_unref(c.call);
+        grpc_call_details_destroy(&details);
+        grpc_metadata_array_destroy(&c.request_md);
+        if (!got_call) break; /* the server is shutting down */
+    }
+    return NULL;
+}
+
+rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_methods, int n_threads,
+                             int *port_out, errbuf *err) {
+    rpc_init();
+    grpc_arg args[2] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
+    };
+    grpc_channel_args chargs = {2, args};
+    rpc_server *s = calloc(1, sizeof *s);
+    s->server = grpc_server_create(&chargs, NULL);
+    s->methods = methods;
+    s->n_methods = n_methods;
+    s->n_threads = n_threads < 1 ? 1 : n_threads;
+    s->threads = calloc((size_t)s->n_threads, sizeof *s->threads);
+    for (int i = 0; i < s->n_threads; i++) {
+        s->threads[i].server = s;
+        s->threads[i].cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, s->threads[i].cq, NULL);
+    }
+    s->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int port = grpc_server_add_http2_port(s->server, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (port == 0) {
+        errbuf_set(err, "cannot listen on %s (address in use or invalid?)", addr);
+        for (int i = 0; i < s->n_threads; i++) {
+            grpc_completion_queue_shutdown(s->threads[i].cq);
+            grpc_completion_queue_destroy(s->threads[i].cq);
+        }
+        grpc_server_destroy(s->server);
+        grpc_completion_queue_destroy(s->shutdown_cq);
+        free(s->threads);
+        free(s);
+        return NULL;
+    }
+    grpc_server_start(s->server);
+    for (int i = 0; i < s->n_threads; i++) pthread_create(&s->threads[i].thread, NULL, handler_main, &s->threads[i]);
+    if (port_out) *port_out = port;
+    return s;
+}
+
+void rpc_server_stop(rpc_server *s) {
+    if (!s) return;
+    static char tag_shutdown;
+    grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, &tag_shutdown);
+    grpc_server_cancel_all_calls(s->server);
+    grpc_completion_queue_pluck(s->shutdown_cq, &tag_shutdown, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    for (int i = 0; i < s->n_threads; i++) pthread_join(s->threads[i].thread, NULL);
+    for (int i = 0; i < s->n_threads; i++) {
+        grpc_completion_queue_shutdown(s->threads[i].cq);
+        while (grpc_completion_queue_next(s->threads[i].cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(s->threads[i].cq);
+    }
+    grpc_server_destroy(s->server);
+    grpc_completion_queue_shutdown(s->shutdown_cq);
+    grpc_completion_queue_destroy(s->shutdown_cq);
+    free(s->threads);
+    free(s);
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# A coordinator and worker processes on loopback, driven by an independent
+# gRPC client (Python grpcio):
+#   - Generate and grpc.health.v1 Check answer; tokens equal `facet generate`'s;
+#     concurrent requests (batched together) each get their own tokens;
+#   - a worker killed with SIGKILL mid-generation: the request ends within
+#     10 s with an error saying a worker was lost, the coordinator keeps
+#     running and reports not ready, and once a new worker registers new
+#     requests succeed;
+#   - refused: a worker of another protocol version, a worker asking for a
+#     taken rank, a worker that cannot load its shard -- each with a message,
+#     while the rest keeps serving.
+. "$(dirname "$0")/lib.sh"
+CLIENT="/usr/bin/python3 $(dirname "$0")/grpc_client.py"
+PROTO=$(cd "$(dirname "$0")/../../proto" && pwd)
+if ! /usr/bin/python3 -c "import grpc" 2>/dev/null; then
+    echo "FAIL: Debian's python3-grpcio is not installed: the independent client is missing" >&2
+    exit 1
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+GRPC=$(free_port)
+HTTP=$(free_port)
+ADDR=127.0.0.1:$GRPC
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; }
+trap cleanup EXIT
+
+ready() { # ready: 0 when /ready answers 200
+    python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$HTTP/ready').status == 200 else 1)" 2>/dev/null
+}
+wait_ready() { for _ in $(seq 1 300); do ready && return 0; sleep 0.1; done; return 1; }
+wait_log() { # wait_log FILE TEXT SECONDS
+    for _ in $(seq 1 $(($3 * 10))); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1
+}
+start_worker() { # start_worker NAME [args]: its pid in $last
+    local name=$1
+    shift
+    "$FACET" worker --coordinator "$ADDR" --threads 1 "$@" >"$WORK/$name.log" 2>&1 &
+    last=$!
+    pids+=("$last")
+}
+json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval("d"+sys.argv[2]))' "$@"; }
+
+M=$WORK/model
+"$FACET" make-model --preset tiny --layers 2 --out "$M" 2>/dev/null
+"$FACET" coordinator --model "$M" --tp 2 --grpc-port "$GRPC" --http-port "$HTTP" --lease-ms 2000 >"$WORK/coordinator.log" 2>&1 &
+CO=$!
+pids+=("$CO")
+start_worker w1
+W1=$last
+start_worker w2
+W2=$last
+check "the group forms" wait_ready
+
+# --- the independent client --------------------------------------------------------
+$CLIENT "$ADDR" "$PROTO" health >"$WORK/health.json"
+check "grpc.health.v1 Check says SERVING" [ "$(json "$WORK/health.json" '["status"]')" = SERVING ]
+for s in "greedy:--temperature 0" "sampled:--temperature 0.8 --top-k 40 --seed 9"; do
+    name=${s%%:*}
+    flags=${s#*:}
+    # shellcheck disable=SC2086
+    $CLIENT "$ADDR" "$PROTO" generate --prompt "The history of science" --max-tokens 12 --ignore-eos $flags >"$WORK/$name-grpc.json"
+    # shellcheck disable=SC2086
+    "$FACET" generate --model "$M" --prompt "The history of science" --max-tokens 12 --ignore-eos --json $flags >"$WORK/$name-cli.json"
+    check "Python gRPC client ($name) gets facet generate's tokens" \
+        [ "$(json "$WORK/$name-grpc.json" '["output_ids"]')" = "$(json "$WORK/$name-cli.json" '["output_ids"]')" ]
+    check "and its text ($name)" [ "$(json "$WORK/$name-grpc.json" '["text"]')" = "$(json "$WORK/$name-cli.json" '["text"]')" ]
+done
+
+# concurrent requests share steps; each must get its own tokens
+for i in 1 2 3 4; do
+    $CLIENT "$ADDR" "$PROTO" generate --prompt "Prompt number $i says" --max-tokens $((6 + 3 * i)) --ignore-eos \
+        --temperature 0.7 --seed "$i" >"$WORK/conc-$i.json" &
+done
+wait_clients() { for j in $(jobs -p); do [[ " ${pids[*]} " == *" $j "* ]] || wait "$j"; done; }
+wait_clients
+for i in 1 2 3 4; do
+    "$FACET" generate --model "$M" --prompt "Prompt number $i says" --max-tokens $((6 + 3 * i)) --ignore-eos \
+        --temperature 0.7 --seed "$i" --json >"$WORK/alone-$i.json"
+    check "concurrent request $i = alone" [ "$(json "$WORK/conc-$i.json" '["output_ids"]')" = "$(json "$WORK/alone-$i.json" '["output_ids"]')" ]
+done
+
+# --- a worker dies mid-generation ----------------------------------------------------
+$CLIENT "$ADDR" "$PROTO" generate --prompt "Hello" --max-tokens 2000 --ignore-eos >"$WORK/killed.json" &
+client=$!
+sleep 1.5
+kill -9 "$W2"
+t_kill=$(date +%s.%N)
+wait "$client"
+t_done=$(date +%s.%N)
+echo "ok: the request ended $(python3 -c "print(round($t_done - $t_kill, 2))") s after the kill: $(json "$WORK/killed.json" '["message"]')"
+check "the request fails with UNAVAILABLE" [ "$(json "$WORK/killed.json" '["error"]')" = UNAVAILABLE ]
+check "saying a worker was lost" grep -q "was lost" "$WORK/killed.json"
+check "within 10 s" python3 -c "import sys; sys.exit(0 if $t_done - $t_kill < 10 else 1)"
+check "the coordinator is still running" kill -0 "$CO"
+check "/health still answers" python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HTTP/health')"
+check "/ready says not ready" bash -c "! python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HTTP/ready')\" 2>/dev/null"
+$CLIENT "$ADDR" "$PROTO" generate --prompt "Hello" --max-tokens 3 >"$WORK/not-ready.json"
+check "a request meanwhile is refused at once, retriably" [ "$(json "$WORK/not-ready.json" '["error"]')" = UNAVAILABLE ]
+start_worker w3
+W3=$last
+check "a new worker re-forms the group" wait_ready
+$CLIENT "$ADDR" "$PROTO" generate --prompt "The history of science" --max-tokens 12 --ignore-eos >"$WORK/after.json"
+check "and new requests succeed, with the same tokens" \
+    [ "$(json "$WORK/after.json" '["output_ids"]')" = "$(json "$WORK/greedy-cli.json" '["output_ids"]')" ]
+
+# --- refusals ------------------------------------------------------------------------
+start_worker old --protocol-version 99
+old=$last
+wait "$old"
+status=$?
+check "a worker of another protocol version exits non-zero" [ "$status" -ne 0 ]
+check "saying why" grep -q "protocol version 99" "$WORK/old.log"
+check "and the coordinator says so too" grep -q "refused a worker: .*protocol version 99" "$WORK/coordinator.log"
+
+start_worker taker --rank 0
+check "a worker asking for a taken rank is refused" wait_log "$WORK/taker.log" "rank 0 is taken" 10
+kill "$last" 2>/dev/null
+
+start_worker badpath --model /nonexistent/model
+check "the bad worker registers as a standby" wait_log "$WORK/coordinator.log" "registered" 5
+kill -9 "$W1" # the group must re-form with the standby, which cannot load
+check "the standby's failure to load is reported" wait_log "$WORK/coordinator.log" "did not load" 15
+check "with the reason" grep -q "/nonexistent/model" "$WORK/badpath.log"
+start_worker w4
+check "with a good worker the group forms again" wait_ready
+$CLIENT "$ADDR" "$PROTO" generate --prompt "The history of science" --max-tokens 12 --ignore-eos >"$WORK/final.json"
+check "and serves" [ "$(json "$WORK/final.json" '["output_ids"]')" = "$(json "$WORK/greedy-cli.json" '["output_ids"]')" ]
+check "the coordinator never crashed" kill -0 "$CO"
+finish

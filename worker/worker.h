@@ -1,0 +1,26 @@
+/* worker.h — the worker process: holds one TP rank's shard and runs steps.
+ *
+ * It serves the facet.v1.Worker service (Load, InitComm, Step, Abort,
+ * Health) and grpc.health.v1.Health, and keeps its registration with the
+ * coordinator alive (Register every heartbeat). It holds no scheduling
+ * state: every step says what to compute (docs/PROTOCOL.md). */
+#ifndef FACET_WORKER_WORKER_H
+#define FACET_WORKER_WORKER_H
+
+#include <stdbool.h>
+
+typedef struct worker_options {
+    const char *coordinator; /* host:port of the coordinator's gRPC service */
+    const char *listen;      /* address to serve on; "127.0.0.1:0" picks a port */
+    const char *advertise;   /* host the coordinator and peers reach us on (default: listen's host) */
+    const char *model;       /* NULL: the path the coordinator sends; else this checkpoint (same model, other mount) */
+    int threads;             /* CPU threads for the engine (0: all) */
+    int rank;                /* -1: any rank */
+    int kv_mib;              /* KV cache memory when the coordinator leaves it to us */
+    int protocol_version;    /* what it claims (only tests change it) */
+} worker_options;
+
+/* Runs until SIGINT/SIGTERM (or a fatal refusal). Returns the exit status. */
+int worker_run(const worker_options *opt);
+
+#endif
