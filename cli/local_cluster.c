@@ -74,6 +74,7 @@ void local_cluster_restart_dead(local_cluster *lc) {
 }
 
 void local_cluster_stop(local_cluster *lc) {
+    coordinator_drain(lc->co); /* requests end with "shutting down", not "worker lost" */
     for (int i = 0; i < lc->n_workers; i++)
         if (lc->pids[i] > 0) kill(lc->pids[i], SIGTERM);
     double end = clock_now_s() + 5.0;

@@ -189,15 +189,21 @@ fail:
     return NULL;
 }
 
-void coordinator_stop(coordinator *co) {
-    if (!co) return;
+void coordinator_drain(coordinator *co) {
     pthread_mutex_lock(&co->mu);
+    bool first = !co->stopping;
     co->stopping = true;
     scheduler_fail_all(co, RPC_UNAVAILABLE, "the server is shutting down");
     pthread_cond_broadcast(&co->cv);
     pthread_mutex_unlock(&co->mu);
-    pthread_join(co->scheduler_thread, NULL);
+    if (!first) return;
+    pthread_join(co->scheduler_thread, NULL); /* after the step in flight */
     pthread_join(co->membership_thread, NULL);
+}
+
+void coordinator_stop(coordinator *co) {
+    if (!co) return;
+    coordinator_drain(co);
     http_stop(co);
     rpc_server_stop(co->grpc);
     workers_free(co);

@@ -38,7 +38,11 @@ void coordinator_options_default(coordinator_options *o);
 typedef struct coordinator coordinator;
 
 coordinator *coordinator_start(const coordinator_options *opt, errbuf *err);
-/* Fails what is in flight ("shutting down"), stops every thread, frees. */
+/* Stops taking requests and scheduling: what is in flight fails with "the
+ * server is shutting down" once the current step is done. Call before the
+ * workers go away, so that no request is told a worker was lost. */
+void coordinator_drain(coordinator *co);
+/* Drains (if not yet), stops every thread and server, frees. */
 void coordinator_stop(coordinator *co);
 int coordinator_grpc_port(const coordinator *co);
 int coordinator_http_port(const coordinator *co);

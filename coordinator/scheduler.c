@@ -401,7 +401,9 @@ static void run_step(coordinator *co) {
     co->steps_in_flight--;
     bool failed = !resp;
     for (int r = 1; r < tp; r++) failed |= calls[r].code != RPC_OK;
-    if (co->epoch == epoch && co->group == GROUP_READY) {
+    /* Meanwhile the group may have broken or the server begun to stop: then
+     * every sequence of the plan was already failed and retired. */
+    if (co->epoch == epoch && co->group == GROUP_READY && !co->stopping) {
         if (failed) {
             char reason[ERRBUF_LEN];
             describe_failure(co, calls, members, tp, reason, sizeof reason);
