@@ -48,6 +48,9 @@ expect_error() {
 }
 
 finish() {
+    # every process these tests ran logs under $WORK: none may have reported
+    # a sanitizer error (in the ASan build), even one that exited 0
+    check "no sanitizer report in any log" bash -c "! grep -rlE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' '$WORK'"
     echo "$(basename "$0"): $checks checks, $failed failed"
     [ "$failed" -eq 0 ]
     exit $?
