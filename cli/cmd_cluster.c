@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/local_cluster.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
 #include "worker/protocol.h"
@@ -25,10 +26,24 @@ static void on_signal(int sig) { (void)sig, g_stop = 1; }
     {"http-port", ARG_INT, &(o).http_port, "HTTP port for /health and /ready (default 8000; 0 picks one)", 0, 65535, NULL}, \
     {"kv-blocks", ARG_INT, &(o).kv_blocks, "KV cache blocks per worker (default: each worker sizes its own)", 1, 1 << 24, NULL}, \
     {"block-size", ARG_INT, &(o).block_size, "KV positions per block (default 16)", 1, 1024, NULL},                   \
-    {"max-batch-tokens", ARG_INT, &(o).max_batch_tokens, "tokens per step (default 512)", 1, 1 << 20, NULL},        \
-    {"max-seqs", ARG_INT, &(o).max_seqs, "sequences per step (default 64)", 1, 1024, NULL},                          \
+    {"max-num-batched-tokens", ARG_INT, &(o).max_batch_tokens, "token budget of a step (default 512)", 1, 1 << 20, NULL}, \
+    {"max-num-seqs", ARG_INT, &(o).max_seqs, "sequences per step (default 64)", 1, 1024, NULL},                     \
+    {"max-queue", ARG_INT, &(o).max_queue, "requests waiting at most; more are refused with 429 (default 1024)", 1, 1 << 24, NULL}, \
+    {"served-model-name", ARG_STRING, &(o).served_model_name, "the model name clients use (default: the directory's name)", 0, 0, NULL}, \
+    {"api-key", ARG_STRING, &(o).api_key, "require 'Authorization: Bearer KEY' on /v1 and on the gRPC Facet service", 0, 0, NULL}, \
+    {"max-body", ARG_INT, &(o).max_body_bytes, "largest HTTP request body in bytes (default 4 MiB)", 1024, 1 << 30, NULL}, \
+    {"drain-timeout", ARG_INT, &(o).drain_timeout_ms, "on SIGTERM, ms requests in flight may finish (default 30000)", 0, 3600000, NULL}, \
     {"lease-ms", ARG_INT, &(o).lease_ms, "a worker silent this long is dead (default 3000)", 100, 600000, NULL},      \
     {"step-timeout-ms", ARG_INT, &(o).step_timeout_ms, "bound on one step (default 120000)", 100, 3600000, NULL}
+
+/* SIGTERM: refuse new requests, let those in flight finish for up to timeout_ms. */
+static void drain(coordinator *co, int timeout_ms) {
+    coordinator_begin_drain(co);
+    double end = clock_now_s() + timeout_ms / 1e3;
+    if (!coordinator_idle(co)) log_info("draining: waiting up to %.0f s for requests in flight", timeout_ms / 1e3);
+    while (!coordinator_idle(co) && clock_now_s() < end) usleep(50 * 1000);
+    if (!coordinator_idle(co)) log_warn("drain timeout: cancelling the requests still in flight");
+}
 
 static void coordinator_defaults(coordinator_options *o) {
     coordinator_options_default(o);
@@ -60,6 +75,7 @@ int cmd_coordinator(int argc, char **argv) {
     log_info("coordinator for %s (tp=%d): gRPC on %s:%d, HTTP on %s:%d; waiting for workers", o.model_dir, o.tp, o.host,
              coordinator_grpc_port(co), o.host, coordinator_http_port(co));
     while (!g_stop) usleep(100 * 1000);
+    drain(co, o.drain_timeout_ms);
     log_info("coordinator: stopping");
     coordinator_stop(co);
     return 0;
@@ -145,6 +161,7 @@ int cmd_serve(int argc, char **argv) {
         local_cluster_restart_dead(&lc); /* a dead worker is replaced; the coordinator re-forms the group */
         usleep(100 * 1000);
     }
+    if (ok) drain(lc.co, o.drain_timeout_ms);
     log_info("serve: stopping");
     local_cluster_stop(&lc);
     return ok ? 0 : 1;

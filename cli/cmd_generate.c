@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "coordinator/tokenizer/chat.h"
+#include "worker/dist_sampler.h"
 #include "worker/engine.h"
 #include "worker/sampler.h"
 
@@ -116,8 +117,10 @@ static bool generate(engine *e, const tokenizer *tok, const gen_options *o, gen_
     int32_t *blocks = malloc((size_t)n_blocks * sizeof *blocks);
     for (int i = 0; i < n_blocks; i++) blocks[i] = i;
     float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
-    sampler smp;
-    sampler_init(&smp, cfg->vocab_size);
+    tp_layout whole = tp_layout_make(cfg, 0, 1);
+    seen_tokens seen; /* for penalties: the same sampler as a worker's */
+    seen_tokens_init(&seen);
+    for (int i = 0; i < r->prompt.n; i++) seen_tokens_add(&seen, r->prompt.ids[i], false);
     detokenizer detok;
     detokenizer_init(&detok, tok);
     r->finish_reason = "length";
@@ -127,7 +130,11 @@ static bool generate(engine *e, const tokenizer *tok, const gen_options *o, gen_
     int pos = r->prompt.n; /* where the next token goes */
     for (int i = 0; ok && i < max_tokens; i++) {
         if (o->logits) keep_logits(r, logits, cfg->vocab_size);
-        int32_t id = sampler_pick(&smp, logits, &o->sp, (uint64_t)pos);
+        sample_request q = {o->sp, (uint64_t)pos, seen_tokens_view(&seen), 0};
+        dist_sample_result res;
+        dist_sample(NULL, &whole, cfg->vocab_size, logits, 1, &q, &res, NULL, err);
+        int32_t id = res.token;
+        seen_tokens_add(&seen, id, true);
         if (id < 0) {
             ok = errbuf_set(err, "the model produced a NaN or infinite logit at position %d (are the weights corrupt?)", pos);
             break;
@@ -151,7 +158,7 @@ static bool generate(engine *e, const tokenizer *tok, const gen_options *o, gen_
     size_t before = r->text.len;
     detokenizer_flush(&detok, &r->text);
     if (!o->json && r->text.len > before) fwrite(r->text.data + before, 1, r->text.len - before, stdout);
-    sampler_free(&smp);
+    seen_tokens_free(&seen);
     free(logits);
     free(blocks);
     return ok;
@@ -352,6 +359,10 @@ int cmd_generate(int argc, char **argv) {
         {"top-k", ARG_INT, &o.sp.top_k, "sample among the k most likely tokens (0 = all)", 0, 1 << 24, NULL},
         {"top-p", ARG_FLOAT, &o.sp.top_p, "sample within this probability mass (default 1)", 1e-6, 1, NULL},
         {"seed", ARG_U64, &o.sp.seed, "sampling seed (default 0)", 0, 0, NULL},
+        {"min-p", ARG_FLOAT, &o.sp.min_p, "keep tokens at least this fraction as likely as the best (0 = off)", 0, 1, NULL},
+        {"presence-penalty", ARG_FLOAT, &o.sp.presence_penalty, "subtract from logits of tokens already generated", -2, 2, NULL},
+        {"frequency-penalty", ARG_FLOAT, &o.sp.frequency_penalty, "subtract, times their count, from generated tokens' logits", -2, 2, NULL},
+        {"repetition-penalty", ARG_FLOAT, &o.sp.repetition_penalty, "divide (or multiply) logits of tokens seen (1 = off)", 0.01, 10, NULL},
         {"ignore-eos", ARG_FLAG, &o.ignore_eos, "do not stop at end-of-sequence (benchmarks)", 0, 0, NULL},
         {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
         {"json", ARG_FLAG, &o.json, "print one JSON object: ids, text, finish reason, timings", 0, 0, NULL},

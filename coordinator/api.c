@@ -1,11 +1,14 @@
 /* api.c — the public gRPC service facet.v1.Facet and grpc.health.v1.Health
  * (proto/facet/v1/generate.proto, docs/PROTOCOL.md). */
+#define _GNU_SOURCE /* strndup */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "coordinator/coordinator_impl.h"
+#include "coordinator/metrics.h"
+#include "coordinator/session.h"
 #include "coordinator/tokenizer/chat.h"
 #include "facet/v1/generate.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -35,45 +38,98 @@ static bool prompt_ids(coordinator *co, const Facet__V1__GenerateRequest *req, t
     return tokenizer_encode(co->tok, req->prompt, strlen(req->prompt), 0, ids, err);
 }
 
-/* The text one token adds (final text only: a UTF-8 character split over
- * byte tokens comes out whole). */
-static void token_text(coordinator *co, detokenizer *d, int32_t id, strbuf *out) {
-    if (co->tok) detokenizer_push(d, id, out);
+/* The API key, when one is set, as gRPC metadata "authorization: Bearer KEY". */
+static bool authorized(coordinator *co, rpc_call *call) {
+    if (!co->opt.api_key) return true;
+    char value[512];
+    const char *v = rpc_call_metadata(call, "authorization", value, sizeof value);
+    return v && strncmp(v, "Bearer ", 7) == 0 && strcmp(v + 7, co->opt.api_key) == 0;
 }
 
-/* Sends one response; false when the client is gone. */
-static bool send_response(rpc_call *call, Facet__V1__GenerateResponse *msg) {
-    bool ok = rpc_call_send_message(call, &msg->base);
+static gen_request build_request(coordinator *co, const Facet__V1__GenerateRequest *req, const token_list *ids,
+                                 int32_t *stop, int *n_stop) {
+    const Facet__V1__SamplingParams *sp = req->sampling;
+    *n_stop = 0;
+    for (size_t i = 0; i < req->n_stop_token_ids && *n_stop < 63; i++) stop[(*n_stop)++] = req->stop_token_ids[i];
+    if (req->chat && co->eot_id >= 0) stop[(*n_stop)++] = co->eot_id;
+    gen_request g = {
+        .prompt = ids->ids,
+        .prompt_len = ids->n,
+        .max_tokens = req->max_tokens ? (int)req->max_tokens : DEFAULT_MAX_TOKENS,
+        .ignore_eos = req->ignore_eos,
+        .stop_ids = stop,
+        .n_stop_ids = *n_stop,
+        .return_logits = req->return_logits,
+        .top_logprobs = req->logprobs ? (int)req->top_logprobs : 0,
+    };
+    if (sp) {
+        g.sampling = (sampling_params){sp->temperature, sp->top_k, sp->top_p > 0 ? sp->top_p : 1.0f, sp->seed, sp->min_p,
+                                       sp->presence_penalty, sp->frequency_penalty, sp->repetition_penalty};
+    } else {
+        g.sampling = sampling_params_greedy();
+    }
+    return g;
+}
+
+/* One GenerateResponse per delta; false when the client is gone. */
+static bool send_delta(coordinator *co, rpc_call *call, const Facet__V1__GenerateRequest *req, const session_delta *d,
+                       const token_list *prompt, bool first, int completion) {
+    Facet__V1__GenerateResponse msg = FACET__V1__GENERATE_RESPONSE__INIT;
+    Facet__V1__Usage usage = FACET__V1__USAGE__INIT;
+    Facet__V1__TopLogprobs top = FACET__V1__TOP_LOGPROBS__INIT, *tops[1] = {&top};
+    int32_t token = d->token;
+    float logprob = d->logprob;
+    int32_t top_ids[SAMPLER_MAX_TOP_LOGPROBS];
+    float top_lps[SAMPLER_MAX_TOP_LOGPROBS];
+    if (first) msg.n_prompt_ids = (size_t)prompt->n, msg.prompt_ids = prompt->ids;
+    if (d->has_token) {
+        msg.n_token_ids = 1, msg.token_ids = &token;
+        if (req->logprobs) msg.n_logprobs = 1, msg.logprobs = &logprob;
+        if (req->logprobs && req->top_logprobs) {
+            memcpy(top_ids, d->top_ids, sizeof top_ids);
+            memcpy(top_lps, d->top_logprobs, sizeof top_lps);
+            top.n_ids = top.n_logprobs = (size_t)d->n_top, top.ids = top_ids, top.logprobs = top_lps;
+            msg.n_top_logprobs = 1, msg.top_logprobs = tops;
+        }
+        if (d->logits) msg.n_logits = (size_t)co->cfg.vocab_size, msg.logits = d->logits;
+    }
+    char *text = strndup(d->text, d->text_len);
+    msg.text = text;
+    if (d->finish) {
+        msg.finish_reason = strcmp(d->finish, "stop") == 0 ? FACET__V1__FINISH_REASON__FINISH_REASON_STOP
+                                                           : FACET__V1__FINISH_REASON__FINISH_REASON_LENGTH;
+        usage.prompt_tokens = (uint32_t)prompt->n;
+        usage.completion_tokens = (uint32_t)completion;
+        msg.usage = &usage;
+    }
+    bool ok = rpc_call_send_message(call, &msg.base);
+    free(text);
     return ok;
 }
 
 void api_handle_generate(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
     coordinator *co = ctx;
+    if (!authorized(co, call)) return rpc_call_finish(call, RPC_UNAUTHENTICATED, "a valid API key is required (metadata authorization: Bearer <key>)");
     Facet__V1__GenerateRequest *req = facet__v1__generate_request__unpack(NULL, len, data);
     if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "Generate: malformed request");
     token_list ids;
     token_list_init(&ids);
     errbuf err;
     int code = RPC_OK;
-    gen_stream *s = NULL;
-    if (prompt_ids(co, req, &ids, &code, &err)) {
-        const Facet__V1__SamplingParams *sp = req->sampling;
+    session *s = NULL;
+    if (req->n_stop > SESSION_MAX_STOP) {
+        code = RPC_INVALID_ARGUMENT;
+        errbuf_set(&err, "at most %d stop strings", SESSION_MAX_STOP);
+    } else if (req->top_logprobs > SAMPLER_MAX_TOP_LOGPROBS) {
+        code = RPC_INVALID_ARGUMENT;
+        errbuf_set(&err, "top_logprobs must be at most %d", SAMPLER_MAX_TOP_LOGPROBS);
+    } else if (prompt_ids(co, req, &ids, &code, &err)) {
         int32_t stop[64];
-        int n_stop = 0;
-        for (size_t i = 0; i < req->n_stop_token_ids && n_stop < 63; i++) stop[n_stop++] = req->stop_token_ids[i];
-        if (req->chat && co->eot_id >= 0) stop[n_stop++] = co->eot_id;
-        gen_request g = {
-            .prompt = ids.ids,
-            .prompt_len = ids.n,
-            .sampling = {sp ? sp->temperature : 0.0f, sp ? sp->top_k : 0, sp && sp->top_p > 0 ? sp->top_p : 1.0f,
-                         sp ? sp->seed : 0},
-            .max_tokens = req->max_tokens ? (int)req->max_tokens : DEFAULT_MAX_TOKENS,
-            .ignore_eos = req->ignore_eos,
-            .stop_ids = stop,
-            .n_stop_ids = n_stop,
-            .return_logits = req->return_logits,
-        };
-        s = coordinator_submit(co, &g, &code, &err);
+        int n_stop;
+        gen_request g = build_request(co, req, &ids, stop, &n_stop);
+        s = session_start(co, &g, (const char *const *)req->stop, (int)req->n_stop, &code, &err);
+    } else {
+        metrics_request_done(co->metrics, OUTCOME_INVALID, 0, 0, -1, -1);
     }
     if (!s) {
         rpc_call_finish(call, code, err.msg);
@@ -81,65 +137,31 @@ void api_handle_generate(void *ctx, rpc_call *call, const uint8_t *data, size_t 
         facet__v1__generate_request__free_unpacked(req, NULL);
         return;
     }
-    detokenizer d;
-    if (co->tok) detokenizer_init(&d, co->tok);
-    strbuf text;
-    strbuf_init(&text);
-    bool first = true, done = false;
-    uint32_t completion = 0;
-    while (!done) {
-        gen_event ev;
-        if (!gen_stream_next(s, &ev, EVENT_POLL_MS)) {
+    bool first = true;
+    for (;;) {
+        session_delta d;
+        if (!session_next(s, &d, EVENT_POLL_MS)) {
             if (rpc_call_cancelled(call)) {
-                gen_stream_cancel(s);
+                session_cancel(s);
                 break;
             }
             continue;
         }
-        Facet__V1__GenerateResponse msg = FACET__V1__GENERATE_RESPONSE__INIT;
-        Facet__V1__Usage usage = FACET__V1__USAGE__INIT;
-        int32_t token = ev.token;
-        float logprob = ev.logprob;
-        strbuf_clear(&text);
-        if (first) {
-            msg.n_prompt_ids = (size_t)ids.n;
-            msg.prompt_ids = ids.ids;
-            first = false;
-        }
-        if (ev.kind == GEN_EVENT_ERROR) {
-            rpc_call_finish(call, ev.code, ev.message);
+        if (d.error_code) {
+            rpc_call_finish(call, d.error_code, d.error);
             break;
         }
-        if (ev.kind == GEN_EVENT_TOKEN || (ev.kind == GEN_EVENT_DONE && token >= 0)) {
-            completion++;
-            msg.n_token_ids = 1;
-            msg.token_ids = &token;
-            if (req->logprobs) msg.n_logprobs = 1, msg.logprobs = &logprob;
-            if (ev.kind == GEN_EVENT_TOKEN) token_text(co, &d, token, &text);
-            if (ev.logits) msg.n_logits = (size_t)co->cfg.vocab_size, msg.logits = ev.logits;
-        }
-        if (ev.kind == GEN_EVENT_DONE) {
-            if (co->tok) detokenizer_flush(&d, &text);
-            msg.finish_reason = strcmp(ev.finish, "stop") == 0 ? FACET__V1__FINISH_REASON__FINISH_REASON_STOP
-                                                                : FACET__V1__FINISH_REASON__FINISH_REASON_LENGTH;
-            done = true;
-        }
-        msg.text = text.data ? text.data : "";
-        if (done) {
-            usage.prompt_tokens = (uint32_t)ids.n;
-            usage.completion_tokens = completion;
-            msg.usage = &usage;
-        }
-        bool sent = send_response(call, &msg);
-        free(ev.logits);
+        bool sent = send_delta(co, call, req, &d, &ids, first, session_completion_tokens(s));
+        first = false;
+        free(d.logits);
         if (!sent) {
-            gen_stream_cancel(s);
+            session_cancel(s);
             break;
         }
+        if (d.finish) break;
     }
     rpc_call_finish(call, RPC_OK, NULL);
-    strbuf_free(&text);
-    gen_stream_release(s);
+    session_end(s);
     token_list_free(&ids);
     facet__v1__generate_request__free_unpacked(req, NULL);
 }

@@ -8,11 +8,48 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "coordinator/coordinator_impl.h"
+#include "coordinator/metrics.h"
 #include "coordinator/tokenizer/chat.h"
 #include "facet/v1/worker.pb-c.h"
 #include "model/checkpoint.h"
 #include "model/tensors.h"
 #include "worker/protocol.h"
+
+const char *coordinator_model_name(const coordinator *co) { return co->model_name; }
+
+void coordinator_begin_drain(coordinator *co) {
+    pthread_mutex_lock(&co->mu);
+    co->draining = true;
+    pthread_mutex_unlock(&co->mu);
+}
+
+bool coordinator_draining(coordinator *co) {
+    pthread_mutex_lock(&co->mu);
+    bool d = co->draining || co->stopping;
+    pthread_mutex_unlock(&co->mu);
+    return d;
+}
+
+bool coordinator_idle(coordinator *co) {
+    pthread_mutex_lock(&co->mu);
+    bool idle = co->n_running == 0 && co->n_waiting == 0;
+    pthread_mutex_unlock(&co->mu);
+    return idle;
+}
+
+/* The name clients use: --served-model-name, else the directory's name. */
+static void set_model_name(coordinator *co) {
+    if (co->opt.served_model_name) {
+        snprintf(co->model_name, sizeof co->model_name, "%s", co->opt.served_model_name);
+        return;
+    }
+    char dir[sizeof co->model_name];
+    snprintf(dir, sizeof dir, "%s", co->opt.model_dir);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0';
+    const char *base = strrchr(dir, '/');
+    snprintf(co->model_name, sizeof co->model_name, "%s", base ? base + 1 : dir);
+}
 
 void coordinator_options_default(coordinator_options *o) {
     memset(o, 0, sizeof *o);
@@ -26,7 +63,10 @@ void coordinator_options_default(coordinator_options *o) {
     o->block_size = 16;
     o->max_batch_tokens = 512;
     o->max_seqs = 64;
+    o->max_queue = 1024;
     o->grpc_threads = 32;
+    o->max_body_bytes = 4 << 20;
+    o->drain_timeout_ms = 30000;
 }
 
 /* ---- the rendezvous key-value store ------------------------------------------- */
@@ -170,6 +210,9 @@ coordinator *coordinator_start(const coordinator_options *opt, errbuf *err) {
     if (!co->opt.host) co->opt.host = "127.0.0.1";
     pthread_mutex_init(&co->mu, NULL);
     pthread_cond_init(&co->cv, NULL);
+    co->metrics = metrics_create();
+    co->started_at = time(NULL);
+    set_model_name(co);
     snprintf(co->not_ready, sizeof co->not_ready, "waiting for %d worker%s to register", opt->tp, opt->tp > 1 ? "s" : "");
     if (opt->tp < 1 || opt->tp > MAX_TP) {
         errbuf_set(err, "--tp %d is out of range [1, %d]", opt->tp, MAX_TP);
@@ -185,6 +228,7 @@ coordinator *coordinator_start(const coordinator_options *opt, errbuf *err) {
     return co;
 fail:
     tokenizer_free(co->tok);
+    metrics_free(co->metrics);
     free(co);
     return NULL;
 }
@@ -211,6 +255,7 @@ void coordinator_stop(coordinator *co) {
     free(co->kv);
     free(co->free_blocks);
     tokenizer_free(co->tok);
+    metrics_free(co->metrics);
     pthread_mutex_destroy(&co->mu);
     pthread_cond_destroy(&co->cv);
     free(co);

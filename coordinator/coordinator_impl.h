@@ -9,6 +9,7 @@
 #define FACET_COORDINATOR_IMPL_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "coordinator/coordinator.h"
 #include "coordinator/tokenizer/tokenizer.h"
@@ -57,6 +58,9 @@ struct coordinator {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* new work, group changes, stopping */
     bool stopping;
+    bool draining; /* refusing new requests; those in flight go on */
+    time_t started_at;
+    char model_name[256];
     pthread_t membership_thread, scheduler_thread;
 
     /* membership */
@@ -79,8 +83,10 @@ struct coordinator {
 
     /* scheduler */
     sequence *waiting_head, *waiting_tail; /* FIFO */
-    sequence *running;                     /* linked list */
-    int n_running;
+    sequence *running;                     /* in arrival order */
+    int n_running, n_waiting;
+    uint64_t preemptions, steps;
+    struct metrics *metrics;
     int32_t *free_blocks;
     int n_free_blocks;
     uint64_t next_seq_id, next_step_id;

@@ -36,6 +36,7 @@ enum {
     RPC_UNIMPLEMENTED = 12,
     RPC_INTERNAL = 13,
     RPC_UNAVAILABLE = 14,
+    RPC_UNAUTHENTICATED = 16,
 };
 const char *rpc_code_name(int code);
 

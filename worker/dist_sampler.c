@@ -6,133 +6,194 @@
 
 /* What one rank says about one row. */
 typedef struct row_summary {
-    double best_value; /* greedy: the logit; Gumbel: logit/T + noise */
-    double sumexp;     /* sum of exp(l - max) over the slice */
+    double best_value; /* greedy: the (penalized) logit; Gumbel: logit/T + noise */
+    double sumexp;     /* sum of exp(raw - max) over the slice */
     float max;         /* raw logit max over the slice */
-    float best_logit;  /* raw logit of the best token */
+    float best_raw;    /* raw logit of the best token */
     int32_t best_id;   /* global id */
-    int32_t n_cand;    /* candidates that follow (top-k rows) */
+    int32_t n_cand;    /* top-k sampling candidates that follow */
+    int32_t n_top;     /* top raw logits that follow them (for top logprobs) */
+    int32_t pad;
 } row_summary;
 
-typedef struct cand_raw {
+typedef struct cand_rec {
     int32_t id;
-    float logit; /* raw */
-} cand_raw;
+    float logit; /* penalized, unscaled: what sampling orders by */
+    float raw;   /* for the logprob */
+    int32_t pad;
+} cand_rec;
 
 typedef enum { MODE_GREEDY, MODE_GUMBEL, MODE_TOP_K, MODE_FULL } sample_mode;
 
 static sample_mode mode_of(const sampling_params *p) {
     if (p->temperature == 0.0f) return MODE_GREEDY;
+    if (p->min_p > 0.0f) return MODE_FULL;
     if (p->top_k > 0) return MODE_TOP_K;
     if (p->top_p < 1.0f) return MODE_FULL;
     return MODE_GUMBEL;
 }
 
-/* ---- one rank: the whole vocabulary ----------------------------------------- */
+/* ---- one rank: the whole vocabulary ---------------------------------------------- */
 
-static float log_softmax_at(const float *row, int n, int id) {
+static double log_sum_exp(const float *row, int n) {
     float max = row[argmax_f32(row, n)];
     double s = 0;
     for (int i = 0; i < n; i++) s += exp((double)row[i] - max);
-    return (float)((double)row[id] - max - log(s));
+    return max + log(s);
 }
 
-static bool sample_single(int vocab, const float *logits, int m, const sampling_params *params,
-                          const uint64_t *positions, dist_sample_result *out, float *full_logits) {
+static void top_logprobs_of(const float *raw, int vocab, double lse, int n, dist_sample_result *r) {
+    r->n_top = sampler_top_ids(raw, vocab, n, r->top_ids);
+    for (int i = 0; i < r->n_top; i++) r->top_logprobs[i] = (float)((double)raw[r->top_ids[i]] - lse);
+}
+
+/* The whole row is here: penalize a copy, pick, and read logprobs off the raw row. */
+static void sample_whole_row(sampler *s, const float *raw, float *work, int vocab, const sample_request *q,
+                             dist_sample_result *r) {
+    memcpy(work, raw, (size_t)vocab * sizeof *work);
+    sampler_apply_penalties(work, vocab, 0, &q->params, &q->seen);
+    r->token = sampler_pick(s, work, &q->params, q->position);
+    double lse = log_sum_exp(raw, vocab);
+    r->logprob = r->token >= 0 ? (float)((double)raw[r->token] - lse) : NAN;
+    top_logprobs_of(raw, vocab, lse, q->top_logprobs, r);
+}
+
+static bool sample_single(int vocab, const float *raw, int m, const sample_request *reqs, dist_sample_result *out,
+                          float *full_logits) {
     sampler s;
     sampler_init(&s, vocab);
+    float *work = malloc((size_t)vocab * sizeof *work);
     for (int i = 0; i < m; i++) {
-        const float *row = logits + (size_t)i * vocab;
-        out[i].token = sampler_pick(&s, row, &params[i], positions[i]);
-        out[i].logprob = out[i].token >= 0 ? log_softmax_at(row, vocab, out[i].token) : NAN;
-        if (full_logits) memcpy(full_logits + (size_t)i * vocab, row, (size_t)vocab * sizeof(float));
+        sample_whole_row(&s, raw + (size_t)i * vocab, work, vocab, &reqs[i], &out[i]);
+        if (full_logits) memcpy(full_logits + (size_t)i * vocab, raw + (size_t)i * vocab, (size_t)vocab * sizeof(float));
     }
+    free(work);
     sampler_free(&s);
     return true;
 }
 
-/* ---- several ranks ------------------------------------------------------------ */
+/* ---- several ranks -------------------------------------------------------------------- */
 
-/* This rank's summary of a row (and, for top-k, its best k candidates). */
-static void summarize_row(const float *row, int n, int vocab_begin, const sampling_params *p, uint64_t position,
-                          int k, row_summary *sum, cand_raw *cands, candidate *scratch) {
-    int amax = argmax_f32(row, n);
-    sum->max = row[amax];
+typedef struct row_layout {
+    int k; /* top-k sampling candidates per row */
+    int t; /* top raw logits per row */
+} row_layout;
+
+static size_t record_bytes(row_layout L) { return sizeof(row_summary) + (size_t)(L.k + L.t) * sizeof(cand_rec); }
+
+/* This rank's summary of a row: its best token, (max, sum exp), and the
+ * candidates the decision or the top logprobs may need. */
+static void summarize_row(const float *raw, float *work, int n, int vocab_begin, const sample_request *q, row_layout L,
+                          row_summary *sum, cand_rec *cands, candidate *scratch) {
+    const sampling_params *p = &q->params;
+    memcpy(work, raw, (size_t)n * sizeof *work);
+    sampler_apply_penalties(work, n, vocab_begin, p, &q->seen);
+    int amax = argmax_f32(raw, n);
+    sum->max = raw[amax];
     sum->sumexp = 0;
-    for (int i = 0; i < n; i++) sum->sumexp += exp((double)row[i] - sum->max);
-    sum->best_id = vocab_begin + amax;
-    sum->best_logit = row[amax];
-    sum->best_value = row[amax];
-    sum->n_cand = 0;
+    for (int i = 0; i < n; i++) sum->sumexp += exp((double)raw[i] - sum->max);
+    int best = argmax_f32(work, n);
+    sum->best_value = work[best];
+    sum->n_cand = sum->n_top = 0;
     sample_mode mode = mode_of(p);
     if (mode == MODE_GUMBEL) {
         float inv_t = 1.0f / p->temperature;
-        double best = -INFINITY;
+        double top = -INFINITY;
         for (int i = 0; i < n; i++) { /* the same expression as sampler.c + sample.c */
-            float scaled = row[i] * inv_t;
-            double v = (double)scaled + gumbel_noise(p->seed, position, vocab_begin + i);
-            if (v > best) best = v, sum->best_id = vocab_begin + i, sum->best_logit = row[i];
+            float scaled = work[i] * inv_t;
+            double v = (double)scaled + gumbel_noise(p->seed, q->position, vocab_begin + i);
+            if (v > top) top = v, best = i;
         }
-        sum->best_value = best;
+        sum->best_value = top;
     } else if (mode == MODE_TOP_K) { /* ordered by the scaled logit, exactly as one rank orders */
         float inv_t = 1.0f / p->temperature;
-        for (int i = 0; i < n; i++) scratch[i] = (candidate){vocab_begin + i, row[i] * inv_t};
+        for (int i = 0; i < n; i++) scratch[i] = (candidate){vocab_begin + i, work[i] * inv_t};
         int kept = candidates_top_k(scratch, n, p->top_k < n ? p->top_k : n);
-        if (kept > k) kept = k;
-        for (int i = 0; i < kept; i++) cands[i] = (cand_raw){scratch[i].id, row[scratch[i].id - vocab_begin]};
+        if (kept > L.k) kept = L.k;
+        for (int i = 0; i < kept; i++) {
+            int local = scratch[i].id - vocab_begin;
+            cands[i] = (cand_rec){scratch[i].id, work[local], raw[local], 0};
+        }
         sum->n_cand = kept;
+    }
+    sum->best_id = vocab_begin + best;
+    sum->best_raw = raw[best];
+    int32_t ids[SAMPLER_MAX_TOP_LOGPROBS];
+    int t = sampler_top_ids(raw, n, q->top_logprobs < L.t ? q->top_logprobs : L.t, ids);
+    for (int i = 0; i < t; i++) cands[L.k + i] = (cand_rec){vocab_begin + ids[i], raw[ids[i]], raw[ids[i]], 0};
+    sum->n_top = t;
+}
+
+static int cand_cmp_raw(const void *a, const void *b) {
+    const cand_rec *x = a, *y = b;
+    if (x->raw != y->raw) return x->raw > y->raw ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Top alternatives over all ranks' best raw logits (ties: the lower id). */
+static void merge_top(const row_summary **sums, int size, row_layout L, int want, double lse, dist_sample_result *r) {
+    cand_rec all[256 * SAMPLER_MAX_TOP_LOGPROBS];
+    int n = 0;
+    for (int k = 0; k < size; k++) {
+        const cand_rec *c = (const cand_rec *)(sums[k] + 1) + L.k;
+        for (int i = 0; i < sums[k]->n_top; i++) all[n++] = c[i];
+    }
+    qsort(all, (size_t)n, sizeof *all, cand_cmp_raw);
+    r->n_top = n < want ? n : want;
+    for (int i = 0; i < r->n_top; i++) {
+        r->top_ids[i] = all[i].id;
+        r->top_logprobs[i] = (float)((double)all[i].raw - lse);
     }
 }
 
-static size_t record_bytes(int k) { return sizeof(row_summary) + (size_t)k * sizeof(cand_raw); }
-
 /* The decision every rank reaches from all ranks' summaries of one row. */
-static dist_sample_result decide_row(const uint8_t *gathered, size_t rank_stride, int row, int size, int k,
-                                     const sampling_params *p, uint64_t position, candidate *merged) {
-    dist_sample_result r = {-1, NAN};
+static dist_sample_result decide_row(const uint8_t *gathered, size_t rank_stride, int row, int size, row_layout L,
+                                     const sample_request *q, candidate *merged) {
+    dist_sample_result r = {.token = -1, .logprob = NAN};
+    const sampling_params *p = &q->params;
     double M = -INFINITY, Z = 0;
     const row_summary *sums[256] = {0}; /* comm sizes are at most 256 (tp_check) */
-    for (int q = 0; q < size; q++) {
-        sums[q] = (const row_summary *)(gathered + q * rank_stride + (size_t)row * record_bytes(k));
-        if (!isfinite(sums[q]->max) || !isfinite(sums[q]->sumexp)) return r;
-        if (sums[q]->max > M) M = sums[q]->max;
+    for (int k = 0; k < size; k++) {
+        sums[k] = (const row_summary *)(gathered + k * rank_stride + (size_t)row * record_bytes(L));
+        if (!isfinite(sums[k]->max) || !isfinite(sums[k]->sumexp) || !isfinite(sums[k]->best_value)) return r;
+        if (sums[k]->max > M) M = sums[k]->max;
     }
-    for (int q = 0; q < size; q++) Z += sums[q]->sumexp * exp((double)sums[q]->max - M);
+    for (int k = 0; k < size; k++) Z += sums[k]->sumexp * exp((double)sums[k]->max - M);
     double lse = M + log(Z);
-    float chosen_logit = NAN;
-    sample_mode mode = mode_of(p);
-    if (mode == MODE_GREEDY || mode == MODE_GUMBEL) {
+    float chosen_raw = NAN;
+    if (mode_of(p) != MODE_TOP_K) { /* greedy or Gumbel */
         int best = 0;
-        for (int q = 1; q < size; q++) /* ranks hold increasing ids: ties keep the lower rank, the lower id */
-            if (sums[q]->best_value > sums[best]->best_value) best = q;
+        for (int k = 1; k < size; k++) /* ranks hold increasing ids: ties keep the lower rank, the lower id */
+            if (sums[k]->best_value > sums[best]->best_value) best = k;
         r.token = sums[best]->best_id;
-        chosen_logit = sums[best]->best_logit;
-    } else { /* MODE_TOP_K: the union of local top-ks holds the global top-k */
+        chosen_raw = sums[best]->best_raw;
+    } else { /* the union of local top-ks holds the global top-k */
         int n = 0;
         float inv_t = 1.0f / p->temperature;
-        for (int q = 0; q < size; q++) {
-            const cand_raw *c = (const cand_raw *)(sums[q] + 1);
-            for (int i = 0; i < sums[q]->n_cand; i++) merged[n++] = (candidate){c[i].id, c[i].logit * inv_t};
+        for (int k = 0; k < size; k++) {
+            const cand_rec *c = (const cand_rec *)(sums[k] + 1);
+            for (int i = 0; i < sums[k]->n_cand; i++) merged[n++] = (candidate){c[i].id, c[i].logit * inv_t};
         }
         n = candidates_top_k(merged, n, p->top_k);
         n = candidates_top_p(merged, n, p->top_p);
-        r.token = candidates_gumbel_pick(merged, n, p->seed, position);
-        for (int q = 0; q < size; q++) { /* the raw logit, for the logprob */
-            const cand_raw *c = (const cand_raw *)(sums[q] + 1);
-            for (int i = 0; i < sums[q]->n_cand; i++)
-                if (c[i].id == r.token) chosen_logit = c[i].logit;
+        r.token = candidates_gumbel_pick(merged, n, p->seed, q->position);
+        for (int k = 0; k < size; k++) {
+            const cand_rec *c = (const cand_rec *)(sums[k] + 1);
+            for (int i = 0; i < sums[k]->n_cand; i++)
+                if (c[i].id == r.token) chosen_raw = c[i].raw;
         }
     }
-    r.logprob = (float)((double)chosen_logit - lse);
+    r.logprob = (float)((double)chosen_raw - lse);
+    merge_top(sums, size, L, q->top_logprobs, lse, &r);
     return r;
 }
 
-/* Whole rows to every rank (top-p without top-k, and return_logits). */
-static bool gather_rows(comm *c, const tp_layout *tp, int vocab, const float *logits, int m, float *rows, errbuf *err) {
+/* Whole raw rows to every rank (top-p without top-k, min_p, return_logits). */
+static bool gather_rows(comm *c, const tp_layout *tp, int vocab, const float *raw, int m, float *rows, errbuf *err) {
     int size = comm_size(c), pad = (vocab + size - 1) / size;
     float *send = calloc((size_t)m * pad, sizeof *send);
     float *recv = malloc((size_t)m * pad * size * sizeof *recv);
-    for (int i = 0; i < m; i++) memcpy(send + (size_t)i * pad, logits + (size_t)i * tp->vocab_size, (size_t)tp->vocab_size * sizeof(float));
+    for (int i = 0; i < m; i++) memcpy(send + (size_t)i * pad, raw + (size_t)i * tp->vocab_size, (size_t)tp->vocab_size * sizeof(float));
     bool ok = comm_allgather(c, send, recv, (size_t)m * pad * sizeof(float), err);
     for (int q = 0; ok && q < size; q++) {
         int64_t b, e;
@@ -145,41 +206,47 @@ static bool gather_rows(comm *c, const tp_layout *tp, int vocab, const float *lo
     return ok;
 }
 
-bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *logits, int m, const sampling_params *params,
-                 const uint64_t *positions, dist_sample_result *out, float *full_logits, errbuf *err) {
+bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *raw, int m, const sample_request *reqs,
+                 dist_sample_result *out, float *full_logits, errbuf *err) {
     if (m == 0) return true;
-    if (!c || comm_size(c) == 1) return sample_single(vocab, logits, m, params, positions, out, full_logits);
-    int size = comm_size(c), k = 0;
+    if (!c || comm_size(c) == 1) return sample_single(vocab, raw, m, reqs, out, full_logits);
+    int size = comm_size(c);
+    row_layout L = {0, 0};
     bool any_full = full_logits != NULL;
     for (int i = 0; i < m; i++) {
-        if (mode_of(&params[i]) == MODE_TOP_K && params[i].top_k > k) k = params[i].top_k;
-        any_full |= mode_of(&params[i]) == MODE_FULL;
+        if (mode_of(&reqs[i].params) == MODE_TOP_K && reqs[i].params.top_k > L.k) L.k = reqs[i].params.top_k;
+        if (reqs[i].top_logprobs > L.t) L.t = reqs[i].top_logprobs;
+        any_full |= mode_of(&reqs[i].params) == MODE_FULL;
     }
-    if (k > tp->vocab_size) k = tp->vocab_size;
-    size_t stride = (size_t)m * record_bytes(k);
+    if (L.k > tp->vocab_size) L.k = tp->vocab_size;
+    if (L.t > SAMPLER_MAX_TOP_LOGPROBS) L.t = SAMPLER_MAX_TOP_LOGPROBS;
+    size_t stride = (size_t)m * record_bytes(L);
     uint8_t *mine = calloc(1, stride), *all = malloc(stride * size);
-    candidate *scratch = malloc((size_t)(tp->vocab_size > k * size ? tp->vocab_size : k * size) * sizeof *scratch);
+    int scratch_n = tp->vocab_size > L.k * size ? tp->vocab_size : L.k * size;
+    candidate *scratch = malloc((size_t)scratch_n * sizeof *scratch);
+    float *work = malloc((size_t)(tp->vocab_size > vocab ? tp->vocab_size : vocab) * sizeof *work);
     for (int i = 0; i < m; i++) {
-        row_summary *sum = (row_summary *)(mine + (size_t)i * record_bytes(k));
-        summarize_row(logits + (size_t)i * tp->vocab_size, tp->vocab_size, tp->vocab_begin, &params[i], positions[i], k,
-                      sum, (cand_raw *)(sum + 1), scratch);
+        row_summary *sum = (row_summary *)(mine + (size_t)i * record_bytes(L));
+        summarize_row(raw + (size_t)i * tp->vocab_size, work, tp->vocab_size, tp->vocab_begin, &reqs[i], L, sum,
+                      (cand_rec *)(sum + 1), scratch);
     }
     bool ok = comm_allgather(c, mine, all, stride, err);
     float *rows = NULL;
     if (ok && any_full) {
         rows = full_logits ? full_logits : malloc((size_t)m * vocab * sizeof *rows);
-        ok = gather_rows(c, tp, vocab, logits, m, rows, err);
+        ok = gather_rows(c, tp, vocab, raw, m, rows, err);
     }
+    sampler s = {0};
     for (int i = 0; ok && i < m; i++) {
-        if (mode_of(&params[i]) == MODE_FULL) {
-            sample_single(vocab, rows + (size_t)i * vocab, 1, &params[i], &positions[i], &out[i], NULL);
+        if (mode_of(&reqs[i].params) == MODE_FULL) {
+            if (!s.cand) sampler_init(&s, vocab);
+            sample_whole_row(&s, rows + (size_t)i * vocab, work, vocab, &reqs[i], &out[i]);
         } else {
-            out[i] = decide_row(all, stride, i, size, k, &params[i], positions[i], scratch);
+            out[i] = decide_row(all, stride, i, size, L, &reqs[i], scratch);
         }
     }
+    sampler_free(&s);
     if (rows && rows != full_logits) free(rows);
-    free(mine);
-    free(all);
-    free(scratch);
+    free(mine), free(all), free(scratch), free(work);
     return ok;
 }

@@ -5,7 +5,7 @@
 #ifndef FACET_PROTOCOL_H
 #define FACET_PROTOCOL_H
 
-#define FACET_PROTOCOL_VERSION 1
+#define FACET_PROTOCOL_VERSION 2 /* 2: penalties, min_p, top logprobs in Step */
 
 /* Method paths. */
 #define RPC_COORD_REGISTER "/facet.v1.Coordinator/Register"

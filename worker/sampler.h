@@ -1,11 +1,18 @@
 /* sampler.h — choosing the next token from logits.
  *
- * temperature 0 is greedy (argmax, ties to the lowest id). Otherwise:
- * logits / temperature, keep the top_k best (0 = all), keep the shortest
- * best-first prefix holding top_p of the probability (1 = all), then draw by
- * Gumbel-max with noise keyed by (seed, position, id) — see
- * kernels/cpu/sample.h for why that makes results independent of batching
- * and TP size. `position` is the position the new token will occupy. */
+ * In order (vLLM's order):
+ *   1. penalties on the raw logits, for tokens the sequence has seen:
+ *      repetition (prompt or output; l > 0 ? l / r : l * r),
+ *      frequency (l -= f * count in the output), presence (l -= p if in it);
+ *   2. temperature 0 is greedy (argmax, ties to the lowest id); otherwise
+ *      logits / temperature;
+ *   3. min_p: keep tokens with probability >= min_p * the top probability;
+ *   4. top_k: keep the k best (0 = all);
+ *   5. top_p: keep the shortest best-first prefix holding top_p (1 = all);
+ *   6. draw by Gumbel-max with noise keyed by (seed, position, id) — see
+ *      kernels/cpu/sample.h for why that makes results independent of
+ *      batching and TP size. `position` is where the new token will go.
+ * Log-probabilities are of the raw logits (before any of this). */
 #ifndef FACET_WORKER_SAMPLER_H
 #define FACET_WORKER_SAMPLER_H
 
@@ -14,16 +21,48 @@
 #include "common/error.h"
 #include "kernels/cpu/sample.h"
 
+#define SAMPLER_MAX_TOP_LOGPROBS 20
+
 typedef struct sampling_params {
     float temperature;
     int top_k;
     float top_p;
     uint64_t seed;
+    float min_p;              /* 0 = off */
+    float presence_penalty;   /* 0 = off */
+    float frequency_penalty;  /* 0 = off */
+    float repetition_penalty; /* 0 or 1 = off */
 } sampling_params;
 
 sampling_params sampling_params_greedy(void);
 /* Range checks, naming the offending field. */
 bool sampling_params_check(const sampling_params *p, errbuf *err);
+bool sampling_params_has_penalties(const sampling_params *p);
+
+/* The tokens a sequence has seen: each once, with how often it is in the
+ * output so far (0: only in the prompt). */
+typedef struct penalty_tokens {
+    const int32_t *ids;
+    const int32_t *counts;
+    int n;
+} penalty_tokens;
+
+/* A sequence's seen tokens, kept as it grows (ids in order of first sight). */
+typedef struct seen_tokens {
+    int32_t *ids, *counts;
+    int n, cap;
+    int32_t *slots; /* open addressing over ids: index + 1, 0 = empty */
+    uint32_t mask;
+} seen_tokens;
+
+void seen_tokens_init(seen_tokens *s);
+void seen_tokens_free(seen_tokens *s);
+/* A token of the prompt (counted 0) or of the output (counted). */
+void seen_tokens_add(seen_tokens *s, int32_t id, bool output);
+penalty_tokens seen_tokens_view(const seen_tokens *s);
+
+/* Applies the penalties to logits (n) holding ids [vocab_begin, +n). */
+void sampler_apply_penalties(float *logits, int n, int vocab_begin, const sampling_params *p, const penalty_tokens *seen);
 
 typedef struct sampler {
     candidate *cand; /* (vocab) scratch */
@@ -33,8 +72,11 @@ typedef struct sampler {
 void sampler_init(sampler *s, int vocab);
 void sampler_free(sampler *s);
 
-/* logits: (vocab) covering the whole vocabulary (one rank). Returns -1 if a
- * logit is NaN or infinite (broken weights): there is nothing to sample. */
+/* logits: (vocab), the whole vocabulary, penalties already applied. Returns
+ * -1 if a logit is NaN or infinite (broken weights): nothing to sample. */
 int32_t sampler_pick(sampler *s, const float *logits, const sampling_params *p, uint64_t position);
+
+/* The n highest raw logits' ids, best first (ties: lower id); n <= 20. */
+int sampler_top_ids(const float *logits, int vocab, int n, int32_t *ids);
 
 #endif

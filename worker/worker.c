@@ -263,18 +263,27 @@ static void handle_init_comm(void *ctx, rpc_call *call, const uint8_t *data, siz
 static bool check_step_shape(const Facet__V1__StepRequest *r, errbuf *err) {
     size_t n = r->n_seq_ids;
     if (r->n_start_pos != n || r->n_num_tokens != n || r->n_block_table_len != n || r->n_sample != n ||
-        r->n_temperature != n || r->n_top_k != n || r->n_top_p != n || r->n_seed != n)
+        r->n_temperature != n || r->n_top_k != n || r->n_top_p != n || r->n_seed != n || r->n_min_p != n ||
+        r->n_presence_penalty != n || r->n_frequency_penalty != n || r->n_repetition_penalty != n ||
+        r->n_top_logprobs != n || r->n_penalty_len != n)
         return errbuf_set(err, "Step: per-sequence arrays differ in length");
-    size_t tokens = 0, blocks = 0;
+    size_t tokens = 0, blocks = 0, seen = 0;
     for (size_t i = 0; i < n; i++) {
-        if (r->num_tokens[i] < 1 || r->block_table_len[i] < 0)
+        if (r->num_tokens[i] < 1 || r->block_table_len[i] < 0 || r->penalty_len[i] < 0)
             return errbuf_set(err, "Step: sequence %zu has %d tokens and %d blocks", i, r->num_tokens[i], r->block_table_len[i]);
+        if (r->top_logprobs[i] < 0 || r->top_logprobs[i] > SAMPLER_MAX_TOP_LOGPROBS)
+            return errbuf_set(err, "Step: sequence %zu asks for %d top logprobs (at most %d)", i, r->top_logprobs[i],
+                              SAMPLER_MAX_TOP_LOGPROBS);
         tokens += (size_t)r->num_tokens[i];
         blocks += (size_t)r->block_table_len[i];
+        seen += (size_t)r->penalty_len[i];
     }
     if (tokens != r->n_token_ids || blocks != r->n_block_ids)
         return errbuf_set(err, "Step: %zu token ids and %zu block ids, but the sequences need %zu and %zu", r->n_token_ids,
                           r->n_block_ids, tokens, blocks);
+    if (seen != r->n_penalty_ids || seen != r->n_penalty_counts)
+        return errbuf_set(err, "Step: penalty arrays hold %zu and %zu entries, but the sequences need %zu", r->n_penalty_ids,
+                          r->n_penalty_counts, seen);
     return true;
 }
 
@@ -297,27 +306,41 @@ static int run_step(worker *w, const Facet__V1__StepRequest *r, Facet__V1__StepR
     /* ABORTED: a collective failed (this worker is fine, its group is not) */
     if (!engine_forward(w->engine, &b, logits, err)) code = w->comm && w->comm_s > 0 ? RPC_ABORTED : RPC_INVALID_ARGUMENT;
     double t1 = clock_now_s();
-    sampling_params *params = calloc((size_t)m + 1, sizeof *params);
-    uint64_t *positions = calloc((size_t)m + 1, sizeof *positions);
-    for (int i = 0, k = 0; i < n; i++) {
-        if (!r->sample[i]) continue;
-        params[k] = (sampling_params){r->temperature[i], r->top_k[i], r->top_p[i] > 0 ? r->top_p[i] : 1.0f, r->seed[i]};
-        positions[k++] = (uint64_t)r->start_pos[i] + (uint64_t)r->num_tokens[i];
+    sample_request *reqs = calloc((size_t)m + 1, sizeof *reqs);
+    for (int i = 0, k = 0, seen = 0; i < n; i++) {
+        if (r->sample[i]) {
+            sampling_params p = {r->temperature[i], r->top_k[i], r->top_p[i] > 0 ? r->top_p[i] : 1.0f, r->seed[i],
+                                 r->min_p[i], r->presence_penalty[i], r->frequency_penalty[i], r->repetition_penalty[i]};
+            penalty_tokens pen = {NULL, NULL, 0}; /* no arithmetic on the NULL of an empty array */
+            if (r->penalty_len[i] > 0) pen = (penalty_tokens){r->penalty_ids + seen, r->penalty_counts + seen, r->penalty_len[i]};
+            reqs[k++] = (sample_request){p, (uint64_t)r->start_pos[i] + (uint64_t)r->num_tokens[i], pen, r->top_logprobs[i]};
+        }
+        seen += r->penalty_len[i];
     }
     dist_sample_result *res = calloc((size_t)m + 1, sizeof *res);
     float *full = r->return_logits ? malloc(((size_t)m * mw->cfg.vocab_size + 1) * sizeof *full) : NULL;
-    if (code == RPC_OK && !dist_sample(w->comm, &mw->tp, mw->cfg.vocab_size, logits, m, params, positions, res, full, err))
+    if (code == RPC_OK && !dist_sample(w->comm, &mw->tp, mw->cfg.vocab_size, logits, m, reqs, res, full, err))
         code = RPC_ABORTED;
     if (code == RPC_OK && w->rank == 0) {
-        resp->n_seq_ids = resp->n_token_ids = resp->n_logprobs = (size_t)m;
+        resp->n_seq_ids = resp->n_token_ids = resp->n_logprobs = resp->n_n_top = (size_t)m;
         resp->seq_ids = malloc(((size_t)m + 1) * sizeof *resp->seq_ids);
         resp->token_ids = malloc(((size_t)m + 1) * sizeof *resp->token_ids);
         resp->logprobs = malloc(((size_t)m + 1) * sizeof *resp->logprobs);
+        resp->n_top = malloc(((size_t)m + 1) * sizeof *resp->n_top);
+        size_t tops = 0;
+        for (int k = 0; k < m; k++) tops += (size_t)res[k].n_top;
+        resp->top_ids = malloc((tops + 1) * sizeof *resp->top_ids);
+        resp->top_logprobs = malloc((tops + 1) * sizeof *resp->top_logprobs);
         for (int i = 0, k = 0; i < n; i++) {
             if (!r->sample[i]) continue;
             resp->seq_ids[k] = r->seq_ids[i];
             resp->token_ids[k] = res[k].token;
             resp->logprobs[k] = res[k].logprob;
+            resp->n_top[k] = res[k].n_top;
+            memcpy(resp->top_ids + resp->n_top_ids, res[k].top_ids, (size_t)res[k].n_top * sizeof *resp->top_ids);
+            memcpy(resp->top_logprobs + resp->n_top_logprobs, res[k].top_logprobs, (size_t)res[k].n_top * sizeof(float));
+            resp->n_top_ids += (size_t)res[k].n_top;
+            resp->n_top_logprobs += (size_t)res[k].n_top;
             k++;
         }
         if (full) {
@@ -330,7 +353,7 @@ static int run_step(worker *w, const Facet__V1__StepRequest *r, Facet__V1__StepR
     resp->comm_ms = w->comm_s * 1e3;
     resp->sample_ms = (clock_now_s() - t1) * 1e3;
     free(full);
-    free(res), free(params), free(positions), free(logits), free(seqs);
+    free(res), free(reqs), free(logits), free(seqs);
     return code;
 }
 
@@ -358,6 +381,7 @@ static void handle_step(void *ctx, rpc_call *call, const uint8_t *data, size_t l
             }
         }
         free(resp.seq_ids), free(resp.token_ids), free(resp.logprobs), free(resp.logits);
+        free(resp.n_top), free(resp.top_ids), free(resp.top_logprobs);
     }
     pthread_mutex_unlock(&w->mu);
     facet__v1__step_request__free_unpacked(req, NULL);

@@ -2,8 +2,8 @@
 # Tensor parallelism through real worker processes on loopback: for an MQA
 # and an MHA model (fp32 weights), `facet generate` in process and with
 # --tp 1, 2 and 4 gives identical tokens -- greedy, and sampled with a seed
-# (temperature only; top-k; top-p) -- and logits that agree within 1e-4
-# relative.
+# (temperature only; top-k; top-p; min-p; presence, frequency and repetition
+# penalties) -- and logits that agree within 1e-4 relative.
 . "$(dirname "$0")/lib.sh"
 
 "$FACET" make-model --preset tiny --layers 2 --dtype f32 --out "$WORK/mqa" 2>/dev/null
@@ -27,7 +27,9 @@ PY
 
 for model in mqa mha; do
     for sampling in "greedy:--temperature 0" "temperature:--temperature 0.9 --seed 7" \
-        "top-k:--temperature 1.2 --top-k 20 --seed 3" "top-p:--temperature 1 --top-p 0.8 --seed 11"; do
+        "top-k:--temperature 1.2 --top-k 20 --seed 3" "top-p:--temperature 1 --top-p 0.8 --seed 11" \
+        "min-p:--temperature 1 --min-p 0.05 --seed 9" \
+        "penalties:--temperature 0.8 --seed 5 --presence-penalty 0.5 --frequency-penalty 0.3 --repetition-penalty 1.2"; do
         name=${sampling%%:*}
         flags=${sampling#*:}
         # shellcheck disable=SC2086

@@ -108,7 +108,54 @@ static void test_split_invariance(void) {
     sampler_free(&s);
 }
 
+/* Penalties and min_p, against values worked out by hand. */
+static void test_penalties_and_min_p(void) {
+    float x[5] = {2.0f, -1.0f, 0.5f, 3.0f, 1.0f};
+    int32_t ids[3] = {0, 1, 3}, counts[3] = {2, 0, 1}; /* 0 and 3 in the output; 1 only in the prompt */
+    penalty_tokens seen = {ids, counts, 3};
+    sampling_params p = {.temperature = 1, .top_p = 1, .repetition_penalty = 2.0f, .presence_penalty = 0.5f,
+                         .frequency_penalty = 0.25f};
+    float y[5];
+    memcpy(y, x, sizeof y);
+    sampler_apply_penalties(y, 5, 0, &p, &seen);
+    /* 0: 2/2 - 0.25*2 - 0.5 = 0; 1: -1*2 = -2 (prompt only: no presence/frequency); 2: untouched;
+     * 3: 3/2 - 0.25 - 0.5 = 0.75; 4: untouched */
+    const float want[5] = {0.0f, -2.0f, 0.5f, 0.75f, 1.0f};
+    bool same = true;
+    for (int i = 0; i < 5; i++) same = same && fabsf(y[i] - want[i]) < 1e-6f;
+    CHECK(same, "penalties: %g %g %g %g %g", y[0], y[1], y[2], y[3], y[4]);
+    float z[3] = {10.0f, 20.0f, 30.0f}; /* a slice holding ids [3, 6): only id 3 is seen */
+    sampler_apply_penalties(z, 3, 3, &p, &seen);
+    CHECK(fabsf(z[0] - 4.25f) < 1e-6f && z[1] == 20.0f && z[2] == 30.0f, "penalties on a slice: %g %g %g", z[0], z[1], z[2]);
+
+    /* min_p 0.2 at T = 1 keeps tokens with p >= 0.2 * p_max: logits within log(0.2) = -1.609 of the best */
+    float w[4] = {0.0f, -1.5f, -1.7f, -5.0f};
+    sampler s;
+    sampler_init(&s, 4);
+    sampling_params mp = {.temperature = 1, .top_p = 1, .min_p = 0.2f, .seed = 3};
+    int seen_tok[4] = {0};
+    for (int pos = 0; pos < 500; pos++) seen_tok[sampler_pick(&s, w, &mp, (uint64_t)pos)]++;
+    CHECK(seen_tok[0] > 0 && seen_tok[1] > 0 && seen_tok[2] == 0 && seen_tok[3] == 0, "min_p keeps exactly 0 and 1: %d %d %d %d",
+          seen_tok[0], seen_tok[1], seen_tok[2], seen_tok[3]);
+    sampler_free(&s);
+    int32_t top[3];
+    CHECK(sampler_top_ids(x, 5, 3, top) == 3 && top[0] == 3 && top[1] == 0 && top[2] == 4, "top ids");
+    seen_tokens st;
+    seen_tokens_init(&st);
+    for (int i = 0; i < 200; i++) seen_tokens_add(&st, i % 70, i >= 100);
+    penalty_tokens v = seen_tokens_view(&st);
+    /* id 30 is at i = 30 (prompt), 100 and 170 (output); id 0 at 0, 70 (prompt) and 140 */
+    CHECK(v.n == 70 && v.ids[30] == 30 && v.counts[30] == 2 && v.counts[0] == 1 && v.counts[69] == 1, "seen tokens: %d", v.n);
+    seen_tokens_free(&st);
+    errbuf err;
+    sampling_params bad = {.temperature = 1, .top_p = 1, .min_p = 2};
+    CHECK_ERR(sampling_params_check(&bad, &err), err, "min_p");
+    bad = (sampling_params){.temperature = 1, .top_p = 1, .presence_penalty = 3};
+    CHECK_ERR(sampling_params_check(&bad, &err), err, "presence_penalty");
+}
+
 int main(void) {
+    test_penalties_and_min_p();
     test_philox_known_answers();
     test_greedy_and_filters();
     test_distribution();

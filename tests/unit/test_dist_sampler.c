@@ -1,0 +1,108 @@
+/* The distributed sampler against the one-rank sampler: T = 2 and 4 ranks
+ * (threads, Gloo over loopback), each holding a slice of random logits,
+ * must pick the same tokens with the same log-probabilities and the same
+ * top alternatives as one rank holding the whole row -- for greedy,
+ * temperature, top-k, top-p, min-p and penalties, mixed in one batch. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "comm/comm.h"
+#include "worker/dist_sampler.h"
+
+#define V 1003 /* not divisible by 2 or 4: uneven slices */
+#define ROWS 9
+#define SEQ_LEN 40
+
+static float g_logits[ROWS][V];
+static int32_t g_seen_ids[ROWS][SEQ_LEN], g_seen_counts[ROWS][SEQ_LEN];
+static sample_request g_reqs[ROWS];
+
+typedef struct rank_arg {
+    int rank, size;
+    comm_store *store;
+    const char *prefix;
+    dist_sample_result out[ROWS];
+    bool ok;
+    errbuf err;
+} rank_arg;
+
+static void *rank_main(void *p) {
+    rank_arg *a = p;
+    comm_options o = {.rank = a->rank, .size = a->size, .prefix = a->prefix, .timeout_ms = 20000, .max_floats = 1 << 16};
+    comm *c = comm_gloo_create(&o, a->store, &a->err);
+    a->ok = c != NULL;
+    if (!c) return NULL;
+    gemma_config cfg = {.vocab_size = V, .num_heads = 4, .num_kv_heads = 4, .head_dim = 2, .intermediate_size = 8};
+    tp_layout tp = tp_layout_make(&cfg, a->rank, a->size);
+    float *slice = malloc((size_t)ROWS * tp.vocab_size * sizeof *slice);
+    for (int r = 0; r < ROWS; r++)
+        memcpy(slice + (size_t)r * tp.vocab_size, &g_logits[r][tp.vocab_begin], (size_t)tp.vocab_size * sizeof(float));
+    a->ok = dist_sample(c, &tp, V, slice, ROWS, g_reqs, a->out, NULL, &a->err);
+    free(slice);
+    comm_free(c);
+    return NULL;
+}
+
+static void make_inputs(unsigned seed) {
+    srand(seed);
+    for (int r = 0; r < ROWS; r++) {
+        for (int v = 0; v < V; v++) g_logits[r][v] = (float)(rand() % 20001 - 10000) / 2500.0f;
+        g_logits[r][rand() % V] = g_logits[r][rand() % V]; /* a tie somewhere */
+        for (int k = 0; k < SEQ_LEN; k++) g_seen_ids[r][k] = (k * 37 + r * 11) % V, g_seen_counts[r][k] = k % 3;
+    }
+    const sampling_params kinds[ROWS] = {
+        {.temperature = 0, .top_p = 1},                                     /* greedy */
+        {.temperature = 0.8f, .top_p = 1, .seed = 5},                       /* Gumbel over all */
+        {.temperature = 1.3f, .top_k = 17, .top_p = 1, .seed = 6},          /* top-k */
+        {.temperature = 1.0f, .top_k = 40, .top_p = 0.7f, .seed = 7},       /* top-k + top-p */
+        {.temperature = 0.9f, .top_p = 0.5f, .seed = 8},                    /* top-p alone: whole rows */
+        {.temperature = 1.1f, .top_p = 1, .min_p = 0.05f, .seed = 9},       /* min-p */
+        {.temperature = 0.7f, .top_p = 1, .seed = 10, .presence_penalty = 0.6f, .frequency_penalty = 0.4f},
+        {.temperature = 0, .top_p = 1, .repetition_penalty = 1.3f},         /* greedy + repetition penalty */
+        {.temperature = 1.0f, .top_k = 5, .top_p = 1, .seed = 11, .repetition_penalty = 0.8f, .frequency_penalty = -0.5f},
+    };
+    for (int r = 0; r < ROWS; r++) {
+        penalty_tokens seen = {g_seen_ids[r], g_seen_counts[r], SEQ_LEN};
+        g_reqs[r] = (sample_request){kinds[r], (uint64_t)(100 + r), seen, r % 6};
+    }
+}
+
+static void compare(int size, unsigned seed) {
+    dist_sample_result one[ROWS];
+    tp_layout whole = {.tp_size = 1, .vocab_size = V};
+    CHECK(dist_sample(NULL, &whole, V, &g_logits[0][0], ROWS, g_reqs, one, NULL, NULL), "one rank");
+    comm_store *store = comm_store_local_create();
+    rank_arg args[4];
+    pthread_t th[4];
+    for (int r = 0; r < size; r++) {
+        args[r] = (rank_arg){.rank = r, .size = size, .store = store, .prefix = "t/"};
+        pthread_create(&th[r], NULL, rank_main, &args[r]);
+    }
+    for (int r = 0; r < size; r++) pthread_join(th[r], NULL);
+    for (int r = 0; r < size; r++) CHECK(args[r].ok, "T=%d rank %d: %s", size, r, args[r].err.msg);
+    int same = 0;
+    for (int row = 0; row < ROWS; row++) {
+        for (int r = 0; r < size; r++) {
+            const dist_sample_result *d = &args[r].out[row], *o = &one[row];
+            bool tok = d->token == o->token, lp = fabsf(d->logprob - o->logprob) <= 1e-5f, tops = d->n_top == o->n_top;
+            for (int k = 0; tops && k < o->n_top; k++)
+                tops = d->top_ids[k] == o->top_ids[k] && fabsf(d->top_logprobs[k] - o->top_logprobs[k]) <= 1e-5f;
+            CHECK(tok && lp && tops, "seed %u T=%d rank %d row %d: token %d vs %d, logprob %g vs %g, %d vs %d tops", seed, size, r,
+                  row, d->token, o->token, d->logprob, o->logprob, d->n_top, o->n_top);
+            same += tok && lp && tops;
+        }
+    }
+    printf("  seed %u, T=%d: %d of %d rows (all ranks) equal one rank's choice, logprob and alternatives\n", seed, size, same,
+           ROWS * size);
+    comm_store_local_free(store);
+}
+
+int main(void) {
+    for (unsigned seed = 1; seed <= 3; seed++) {
+        make_inputs(seed);
+        compare(2, seed);
+        compare(4, seed);
+    }
+    return CHECK_RESULT();
+}
