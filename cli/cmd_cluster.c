@@ -23,7 +23,7 @@ static void on_signal(int sig) { (void)sig, g_stop = 1; }
     {"tp", ARG_INT, &(o).tp, "tensor-parallel size: workers per group (default 1)", 1, 64, NULL},                     \
     {"host", ARG_STRING, &(o).host, "interface to listen on (default 127.0.0.1; 0.0.0.0 for all)", 0, 0, NULL},        \
     {"grpc-port", ARG_INT, &(o).grpc_port, "gRPC port (default 50051; 0 picks a free one)", 0, 65535, NULL},             \
-    {"http-port", ARG_INT, &(o).http_port, "HTTP port for /health and /ready (default 8000; 0 picks one)", 0, 65535, NULL}, \
+    {"http-port", ARG_INT, &(o).http_port, "HTTP port: the OpenAI API, /health, /ready, /metrics (default 8000; 0 picks one)", 0, 65535, NULL}, \
     {"kv-blocks", ARG_INT, &(o).kv_blocks, "KV cache blocks per worker (default: each worker sizes its own)", 1, 1 << 24, NULL}, \
     {"block-size", ARG_INT, &(o).block_size, "KV positions per block (default 16)", 1, 1024, NULL},                   \
     {"max-num-batched-tokens", ARG_INT, &(o).max_batch_tokens, "token budget of a step (default 512)", 1, 1 << 20, NULL}, \
@@ -150,7 +150,8 @@ int cmd_serve(int argc, char **argv) {
     bool ok = local_cluster_wait_ready(&lc, 600000, &err);
     if (ok) {
         printf("facet: serving %s with tp=%d (%d thread%s per worker)\n", o.model_dir, o.tp, threads, threads > 1 ? "s" : "");
-        printf("facet:   HTTP  http://%s:%d  (GET /health, GET /ready)\n", o.host, coordinator_http_port(lc.co));
+        printf("facet:   HTTP  http://%s:%d  (OpenAI API under /v1; /health, /ready, /metrics)\n", o.host,
+               coordinator_http_port(lc.co));
         printf("facet:   gRPC  %s:%d  (facet.v1.Facet, grpc.health.v1.Health)\n", o.host, coordinator_grpc_port(lc.co));
         printf("facet: Ctrl-C stops\n");
         fflush(stdout);
