@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--top-p", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ignore-eos", action="store_true")
+    ap.add_argument("--api-key", default=None)
     args = ap.parse_args()
 
     gen, health = load_stubs(args.proto_dir)
@@ -64,7 +65,8 @@ def main():
                                   sampling=gen.SamplingParams(temperature=args.temperature, top_k=args.top_k,
                                                               top_p=args.top_p, seed=args.seed))
         result = {"prompt_ids": [], "output_ids": [], "text": "", "finish_reason": None}
-        for msg in generate(req, timeout=300):
+        metadata = [("authorization", f"Bearer {args.api_key}")] if args.api_key else None
+        for msg in generate(req, timeout=300, metadata=metadata):
             result["prompt_ids"] += list(msg.prompt_ids)
             result["output_ids"] += list(msg.token_ids)
             result["text"] += msg.text

@@ -60,5 +60,11 @@ try:
     urllib.request.urlopen('http://127.0.0.1:$B/v1/models'); sys.exit(1)
 except urllib.error.HTTPError as e:
     sys.exit(0 if e.code == 401 else 1)"
+GRPC_B=$(sed -n 's/.*gRPC  127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/keyed.out")
+/usr/bin/python3 "$(dirname "$0")/grpc_client.py" "127.0.0.1:$GRPC_B" "$ROOT/proto" generate --prompt hi --max-tokens 2 >"$WORK/grpc-nokey.json"
+check "gRPC Generate without the key is UNAUTHENTICATED" grep -q UNAUTHENTICATED "$WORK/grpc-nokey.json"
+/usr/bin/python3 "$(dirname "$0")/grpc_client.py" "127.0.0.1:$GRPC_B" "$ROOT/proto" generate --prompt hi --max-tokens 2 \
+    --api-key sk-test >"$WORK/grpc-key.json"
+check "and works with it" grep -q '"finish_reason"' "$WORK/grpc-key.json"
 check "but /health stays open" python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$B/health')"
 finish
