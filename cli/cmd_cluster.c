@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/device_args.h"
 #include "cli/local_cluster.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -83,13 +84,13 @@ int cmd_coordinator(int argc, char **argv) {
 
 int cmd_worker(int argc, char **argv) {
     worker_options o = {.listen = "127.0.0.1:0", .rank = -1, .kv_mib = 512, .protocol_version = -1};
-    const char *device = "cpu";
+    device_args_default(&o.dev);
     bool quiet = false;
     const arg_spec specs[] = {
         {"coordinator", ARG_STRING, &o.coordinator, "HOST:PORT of the coordinator's gRPC service (required)", 0, 0, NULL},
         {"listen", ARG_STRING, &o.listen, "address to serve on (default 127.0.0.1:0, a free port)", 0, 0, NULL},
         {"advertise", ARG_STRING, &o.advertise, "host the coordinator and peers reach this worker on", 0, 0, NULL},
-        {"device", ARG_STRING, &device, "cpu (default) or cuda", 0, 0, NULL},
+        DEVICE_ARG_SPECS(o.dev),
         {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
         {"rank", ARG_INT, &o.rank, "ask for this rank (default: any)", 0, 63, NULL},
         {"kv-mib", ARG_INT, &o.kv_mib, "KV cache memory when the coordinator leaves it to the worker (default 512)", 1, 1 << 24, NULL},
@@ -105,11 +106,6 @@ int cmd_worker(int argc, char **argv) {
         fprintf(stderr, "facet worker: --coordinator HOST:PORT is required\n");
         return 2;
     }
-    if (strcmp(device, "cpu") != 0) {
-        fprintf(stderr, "facet worker: --device %s: only cpu is available in this build (the CUDA engine is not built yet)\n",
-                device);
-        return 2;
-    }
     if (o.protocol_version < 0) o.protocol_version = FACET_PROTOCOL_VERSION;
     if (quiet) log_set_quiet(1);
     return worker_run(&o);
@@ -119,9 +115,12 @@ int cmd_serve(int argc, char **argv) {
     coordinator_options o;
     coordinator_defaults(&o);
     int threads = 0;
+    device_choice dev;
+    device_args_default(&dev);
     const arg_spec specs[] = {
         COORDINATOR_SPECS(o),
         {"threads", ARG_INT, &threads, "CPU threads per worker (default: CPUs / tp)", 1, 1024, NULL},
+        DEVICE_ARG_SPECS(dev),
     };
     static const arg_command cmd = {"serve", "facet serve [--model DIR] [--tp N] [options]",
                                     "Starts a coordinator and N local worker processes, and serves until Ctrl-C or SIGTERM."};
@@ -143,7 +142,7 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     local_cluster lc;
-    if (!local_cluster_start(&lc, &o, threads, false, &err)) {
+    if (!local_cluster_start(&lc, &o, threads, &dev, false, &err)) {
         fprintf(stderr, "facet serve: %s\n", err.msg);
         return 1;
     }

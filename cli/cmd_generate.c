@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/device_args.h"
 #include "cli/local_cluster.h"
 #include "cli/make_model.h"
 #include "common/clock.h"
@@ -28,6 +29,7 @@ typedef struct gen_options {
     int max_tokens, threads;
     int tp;      /* 0: in process; N: through a coordinator and N worker processes */
     sampling_params sp;
+    device_choice dev;
 } gen_options;
 
 typedef struct gen_result {
@@ -197,13 +199,17 @@ static void print_json(const gen_result *r) {
     cJSON_Delete(root);
 }
 
-static bool load_engine(const char *dir, int threads, int ctx_tokens, int prompt_tokens, engine **out, errbuf *err) {
+static bool load_engine(const char *dir, const gen_options *o, int ctx_tokens, int prompt_tokens, engine **out,
+                        errbuf *err) {
     engine_options eo = {
-        .n_threads = threads,
+        .n_threads = o->threads,
         .max_batch_tokens = prompt_tokens < PREFILL_CHUNK ? (prompt_tokens > 0 ? prompt_tokens : 1) : PREFILL_CHUNK,
         .block_size = BLOCK_SIZE,
         .n_blocks = (ctx_tokens + BLOCK_SIZE - 1) / BLOCK_SIZE,
     };
+    char note[ERRBUF_LEN];
+    if (!backend_apply_device(&o->dev, 0, &eo, note, sizeof note, err)) return false;
+    if (note[0]) log_info("%s", note);
     *out = engine_load(dir, 0, 1, &eo, err);
     return *out != NULL;
 }
@@ -243,7 +249,7 @@ static bool generate_via_cluster(const gen_options *o, const char *dir, const to
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = o->threads ? o->threads : (cpus / o->tp > 0 ? (int)(cpus / o->tp) : 1);
     local_cluster lc;
-    if (!local_cluster_start(&lc, &co, threads, true, err)) return false;
+    if (!local_cluster_start(&lc, &co, threads, &o->dev, true, err)) return false;
     bool ok = local_cluster_wait_ready(&lc, 600000, err);
     int32_t stop[2];
     int n_stop = 0;
@@ -303,7 +309,7 @@ static bool generate_in_process(const gen_options *o, const char *dir, const tok
                                 gen_result *r, errbuf *err) {
     engine *e = NULL;
     int budget = r->prompt.n + o->max_tokens < cfg->max_position ? r->prompt.n + o->max_tokens : cfg->max_position;
-    bool ok = load_engine(dir, o->threads, budget, r->prompt.n, &e, err) && generate(e, tok, o, r, err);
+    bool ok = load_engine(dir, o, budget, r->prompt.n, &e, err) && generate(e, tok, o, r, err);
     if (e) {
         r->threads = engine_threads(e);
         r->kernels = engine_ops_name(e);
@@ -350,6 +356,7 @@ static int run(const gen_options *o) {
 
 int cmd_generate(int argc, char **argv) {
     gen_options o = {.max_tokens = 32, .sp = sampling_params_greedy()};
+    device_args_default(&o.dev);
     const arg_spec specs[] = {
         {"model", ARG_STRING, &o.model, "checkpoint directory (default: the built-in tiny model)", 0, 0, NULL},
         {"prompt", ARG_STRING, &o.prompt, "the prompt text", 0, 0, NULL},
@@ -368,6 +375,7 @@ int cmd_generate(int argc, char **argv) {
         {"json", ARG_FLAG, &o.json, "print one JSON object: ids, text, finish reason, timings", 0, 0, NULL},
         {"tp", ARG_INT, &o.tp, "run through a coordinator and N local worker processes (tensor parallel)", 1, 64, NULL},
         {"logits", ARG_FLAG, &o.logits, "with --json: the logits each output token was sampled from", 0, 0, NULL},
+        DEVICE_ARG_SPECS(o.dev),
     };
     static const arg_command cmd = {"generate", "facet generate [--model DIR] --prompt TEXT [options]",
                    "Generates text for one prompt, printing it as it is produced: in this process, or with --tp N\n"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "cli/device_args.h"
 #include "common/log.h"
 
 static pid_t spawn_worker(const local_cluster *lc) {
@@ -19,14 +20,21 @@ static pid_t spawn_worker(const local_cluster *lc) {
     pid_t pid = fork();
     if (pid != 0) return pid;
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the coordinator */
-    char *argv[] = {"facet", "worker", "--coordinator", coord, "--threads", threads, lc->quiet ? "--quiet" : NULL, NULL};
+    char *argv[16] = {"facet", "worker", "--coordinator", coord, "--threads", threads};
+    char storage[3][32];
+    int argc = device_args_to_argv(&lc->dev, argv, 6, storage);
+    if (lc->quiet) argv[argc++] = "--quiet";
+    argv[argc] = NULL;
     execv("/proc/self/exe", argv);
     fprintf(stderr, "facet: cannot start a worker: %s\n", strerror(errno));
     _exit(127);
 }
 
-bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int worker_threads, bool quiet, errbuf *err) {
+bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int worker_threads, const device_choice *dev,
+                         bool quiet, errbuf *err) {
     memset(lc, 0, sizeof *lc);
+    if (dev) lc->dev = *dev;
+    else device_args_default(&lc->dev);
     lc->worker_threads = worker_threads;
     lc->quiet = quiet;
     lc->co = coordinator_start(opt, err);

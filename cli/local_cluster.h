@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "coordinator/coordinator.h"
+#include "worker/backend.h"
 
 typedef struct local_cluster {
     coordinator *co;
@@ -15,9 +16,12 @@ typedef struct local_cluster {
     int worker_threads;
     bool quiet;
     int restarts;
+    device_choice dev; /* handed to every worker process */
 } local_cluster;
 
-bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int worker_threads, bool quiet, errbuf *err);
+/* dev: the workers' device options (NULL: the default, auto). */
+bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int worker_threads, const device_choice *dev,
+                         bool quiet, errbuf *err);
 /* Waits for the group; fails early if a worker process exits. */
 bool local_cluster_wait_ready(local_cluster *lc, int timeout_ms, errbuf *err);
 /* Restarts worker processes that have exited (serve's supervision). */

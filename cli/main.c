@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "kernels/cpu/roofline.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cuda/api.h"
 #include "worker/backend.h"
 
 #define FACET_VERSION "0.1.0"
@@ -22,12 +23,21 @@ int cmd_info(int argc, char **argv) {
         fprintf(stderr, "facet info: unknown option %s (only --roofline)\n", argv[1]);
         return 2;
     }
-    char why[256] = "";
-    int gpus = backend_cuda_probe(why, sizeof why);
+    char note[ERRBUF_LEN] = "";
+    engine_device dev = ENGINE_CPU;
+    errbuf err;
+    backend_choose_device("auto", &dev, note, sizeof note, &err);
     printf("facet %s\n", FACET_VERSION);
     printf("cpu kernels: %s\n", cpu_ops_select()->name);
-    printf("cuda: %s\n", gpus > 0 ? why : why[0] ? why : "unavailable");
-    if (gpus == 0) printf("device: cpu (no usable GPU)\n");
+    printf("device (--device auto): %s\n", note[0] ? note : "cpu");
+    if (roofline && dev == ENGINE_CUDA) {
+        const cuda_api *api = backend_cuda_api(note, sizeof note);
+        double gbs = api->copy_bandwidth_gbs(0, &err), tf = api->gemm_tflops(0, 8192, 8192, 8192, &err);
+        if (gbs > 0 && tf > 0)
+            printf("GPU 0: device-to-device copy %.0f GB/s (read + write), bf16 GEMM 8192^3 %.0f TFLOP/s (cuBLASLt)\n", gbs, tf);
+        else
+            printf("GPU 0: cannot measure: %s\n", err.msg);
+    }
     if (roofline) {
         threadpool *tp = threadpool_create(0);
         double gbs = cpu_read_bandwidth_gbs(tp, (size_t)1 << 30, 5);

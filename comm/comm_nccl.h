@@ -1,6 +1,6 @@
 /* comm_nccl.h — the NCCL backend of comm.h: collectives on GPU memory.
  *
- * It lives in the CUDA module (libfacet_cuda.so, built only when CUDA is
+ * It lives in its own module (libfacet_nccl.so, built when CUDA and NCCL are
  * found), so code outside the module looks it up with
  * dlsym(handle, "comm_nccl_create") through comm_nccl_create_fn; the
  * communicator it returns is then used through the ordinary comm_* calls.

@@ -1,4 +1,4 @@
-/* nccl.c — the NCCL backend (comm_nccl.h), compiled into the CUDA module.
+/* nccl.c — the NCCL backend (comm_nccl.h), built as its own module (libfacet_nccl.so).
  *
  * NCCL's blocking calls can wait forever on a dead peer, and comm.h promises
  * that nothing hangs. So the communicator is non-blocking (config.blocking
@@ -10,8 +10,8 @@
  * afterwards (comm.c fails every later call).
  *
  * The module links no facet library (it is dlopen'ed, and the facet binary
- * exports nothing), hence the local errbuf_set() instead of errbuf_set()
- * and only static inline helpers from comm_impl.h. */
+ * exports nothing): it carries its own copy of common/error.c and uses only
+ * static inline helpers from comm_impl.h. */
 #include "comm/comm_nccl.h"
 
 #include <sched.h>

@@ -1,6 +1,9 @@
 #include "worker/backend.h"
 
+#include "kernels/cuda/api.h"
+
 #include <dlfcn.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +12,7 @@
 /* The module's entry point (kernels/cuda/backend.cu). */
 typedef int (*cuda_probe_fn)(char *msg, size_t msg_len);
 
-static bool module_path(char *out, size_t len) {
+bool backend_cuda_module_path(char *out, size_t len) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return false;
@@ -23,7 +26,7 @@ static bool module_path(char *out, size_t len) {
 
 int backend_cuda_probe(char *why, size_t why_len) {
     char path[PATH_MAX];
-    if (!module_path(path, sizeof path)) {
+    if (!backend_cuda_module_path(path, sizeof path)) {
         snprintf(why, why_len, "cannot locate the executable");
         return 0;
     }
@@ -45,4 +48,92 @@ int backend_cuda_probe(char *why, size_t why_len) {
     int n = probe(why, why_len);
     dlclose(h);
     return n;
+}
+
+static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
+static const cuda_api *api_loaded;
+static char api_why[PATH_MAX + 256];
+
+static void load_api(void) {
+    char path[PATH_MAX];
+    if (!backend_cuda_module_path(path, sizeof path)) {
+        snprintf(api_why, sizeof api_why, "cannot locate the executable");
+        return;
+    }
+    if (access(path, F_OK) != 0) {
+        snprintf(api_why, sizeof api_why,
+                 "this build has no CUDA backend (%s is absent: built with -DFACET_CUDA=OFF or without nvcc)", path);
+        return;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open for the process's life */
+    if (!h) {
+        snprintf(api_why, sizeof api_why, "the CUDA backend cannot load: %s", dlerror());
+        return;
+    }
+    facet_cuda_api_fn get = (facet_cuda_api_fn)dlsym(h, "facet_cuda_api");
+    const cuda_api *api = get ? get() : NULL;
+    if (!api || api->version != FACET_CUDA_API_VERSION) {
+        snprintf(api_why, sizeof api_why, "%s is of another version (API %d, this binary needs %d): rebuild", path,
+                 api ? api->version : -1, FACET_CUDA_API_VERSION);
+        dlclose(h);
+        return;
+    }
+    char msg[256];
+    if (api->probe(msg, sizeof msg) < 1) {
+        snprintf(api_why, sizeof api_why, "%s", msg);
+        return; /* the module stays loaded: probing again would say the same */
+    }
+    api_loaded = api;
+}
+
+const cuda_api *backend_cuda_api(char *why, size_t why_len) {
+    pthread_mutex_lock(&api_mu);
+    static bool tried;
+    if (!tried) load_api();
+    tried = true;
+    const cuda_api *api = api_loaded;
+    pthread_mutex_unlock(&api_mu);
+    if (!api && why_len > 0) { /* truncating copy (a path may be long) */
+        size_t n = strlen(api_why) < why_len - 1 ? strlen(api_why) : why_len - 1;
+        memcpy(why, api_why, n);
+        why[n] = '\0';
+    }
+    return api;
+}
+
+bool backend_choose_device(const char *name, engine_device *out, char *note, size_t note_len, errbuf *err) {
+    bool want_cuda = strcmp(name, "cuda") == 0, want_cpu = strcmp(name, "cpu") == 0;
+    if (!want_cuda && !want_cpu && strcmp(name, "auto") != 0)
+        return errbuf_set(err, "--device %s: choose cpu, cuda or auto", name);
+    char why[ERRBUF_LEN] = "";
+    const cuda_api *api = want_cpu ? NULL : backend_cuda_api(why, sizeof why);
+    if (want_cuda && !api) return errbuf_set(err, "--device cuda: CUDA cannot start: %s", why);
+    *out = api ? ENGINE_CUDA : ENGINE_CPU;
+    if (api) {
+        char msg[256];
+        api->probe(msg, sizeof msg);
+        snprintf(note, note_len, "using CUDA: %s", msg);
+    } else if (want_cpu) {
+        note[0] = '\0'; /* asked for: nothing to explain */
+    } else {
+        snprintf(note, note_len, "using the CPU: %s", why);
+    }
+    return true;
+}
+
+bool backend_apply_device(const device_choice *c, int rank, engine_options *eo, char *note, size_t note_len,
+                          errbuf *err) {
+    engine_device dev;
+    if (!backend_choose_device(c->device ? c->device : "auto", &dev, note, note_len, err)) return false;
+    eo->device = dev;
+    eo->gpu_memory_utilization = c->gpu_memory_utilization;
+    eo->no_cuda_graphs = c->no_cuda_graphs;
+    eo->cuda_device = 0;
+    if (dev == ENGINE_CUDA) {
+        char why[ERRBUF_LEN];
+        const cuda_api *api = backend_cuda_api(why, sizeof why);
+        int count = api ? api->probe(why, sizeof why) : 1;
+        eo->cuda_device = c->cuda_device >= 0 ? c->cuda_device : (count > 0 ? rank % count : 0);
+    }
+    return true;
 }

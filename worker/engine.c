@@ -1,6 +1,10 @@
 #include "worker/engine.h"
 
+#include <stdio.h>
+
 #include "common/numeric.h"
+#include "kernels/cuda/api.h"
+#include "worker/backend.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +32,12 @@ struct engine {
     int32_t *pos;/* (N) position of each token */
     attn_seq *seqs; /* per sequence of the current batch */
     int seqs_cap;
+
+    /* ENGINE_CUDA: the device engine does the work; w keeps the shapes only,
+     * kv only block_size and n_blocks (for validate_batch) */
+    const cuda_api *cuda;
+    cuda_engine *ce;
+    char ops_name[300];
 };
 
 /* Gemma scales embeddings by sqrt(d) cast to the model's dtype (GEMMA.md):
@@ -41,11 +51,61 @@ static float embedding_scale(int d, dtype model_dtype) {
 
 static float *scratch(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63); }
 
+/* The shapes of w without its data (which the device now holds). */
+static model_weights weights_shape_only(const model_weights *w) {
+    model_weights s = {.cfg = w->cfg, .tp = w->tp, .model_dtype = w->model_dtype};
+    return s;
+}
+
+/* A CUDA engine from host weights (uploaded, then freed), or with weights ==
+ * NULL random ones made on the device; shape gives the config and layout. */
+static engine *create_cuda(model_weights *shape, model_weights *weights, uint64_t seed, const engine_options *opt,
+                           errbuf *err) {
+    char why[ERRBUF_LEN];
+    const cuda_api *api = backend_cuda_api(why, sizeof why);
+    if (!api) {
+        errbuf_set(err, "the CUDA backend is unavailable: %s", why);
+        return NULL;
+    }
+    cuda_engine_desc desc = {
+        .cfg = &shape->cfg,
+        .tp = shape->tp,
+        .weights = weights,
+        .random_seed = seed,
+        .device = opt->cuda_device,
+        .max_batch_tokens = opt->max_batch_tokens,
+        .block_size = opt->block_size,
+        .n_blocks = opt->n_blocks,
+        .gpu_memory_utilization = opt->gpu_memory_utilization,
+        .use_graphs = !opt->no_cuda_graphs,
+        .allreduce = opt->allreduce,
+        .allreduce_ctx = opt->allreduce_ctx,
+    };
+    cuda_engine *ce = api->engine_create(&desc, err);
+    if (!ce) return NULL;
+    engine *e = calloc(1, sizeof *e);
+    e->opt = *opt;
+    e->cuda = api;
+    e->ce = ce;
+    e->w = weights_shape_only(shape);
+    e->w.bytes = api->engine_weight_bytes(ce);
+    if (weights) weights_free(weights); /* on the device now */
+    e->kv.block_size = opt->block_size;
+    e->kv.n_blocks = api->engine_kv_blocks(ce);
+    e->kv.n_layers = e->w.cfg.num_layers;
+    snprintf(e->ops_name, sizeof e->ops_name, "cuda (%s)", api->engine_device_name(ce));
+    return e;
+}
+
 engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) {
     const gemma_config *c = &w->cfg;
     if (opt->max_batch_tokens < 1) {
         errbuf_set(err, "max_batch_tokens must be at least 1");
         return NULL;
+    }
+    if (opt->device == ENGINE_CUDA) {
+        model_weights shape = weights_shape_only(w);
+        return create_cuda(&shape, w, 0, opt, err);
     }
     engine *e = calloc(1, sizeof *e);
     e->opt = *opt;
@@ -96,8 +156,31 @@ engine *engine_load(const char *dir, int tp_rank, int tp_size, const engine_opti
     return e;
 }
 
+engine *engine_create_random(const gemma_config *cfg, int tp_rank, int tp_size, uint64_t seed,
+                             const engine_options *opt, errbuf *err) {
+    if (!tp_check(cfg, tp_size, err)) return NULL;
+    if (tp_rank < 0 || tp_rank >= tp_size) {
+        errbuf_set(err, "rank %d is out of range for tensor-parallel size %d", tp_rank, tp_size);
+        return NULL;
+    }
+    if (opt->max_batch_tokens < 1) {
+        errbuf_set(err, "max_batch_tokens must be at least 1");
+        return NULL;
+    }
+    if (opt->device == ENGINE_CUDA) {
+        model_weights shape = {.cfg = *cfg, .tp = tp_layout_make(cfg, tp_rank, tp_size), .model_dtype = DTYPE_BF16};
+        return create_cuda(&shape, NULL, seed, opt, err);
+    }
+    model_weights w;
+    if (!weights_random(&w, cfg, tp_rank, tp_size, seed, err)) return NULL;
+    engine *e = engine_create(&w, opt, err);
+    if (!e) weights_free(&w);
+    return e;
+}
+
 void engine_free(engine *e) {
     if (!e) return;
+    if (e->ce) e->cuda->engine_free(e->ce);
     weights_free(&e->w);
     kv_cache_free(&e->kv);
     threadpool_free(e->tp);
@@ -108,8 +191,11 @@ void engine_free(engine *e) {
 }
 
 const model_weights *engine_weights(const engine *e) { return &e->w; }
-const char *engine_ops_name(const engine *e) { return e->ops->name; }
-int engine_threads(const engine *e) { return threadpool_size(e->tp); }
+const char *engine_ops_name(const engine *e) { return e->ce ? e->ops_name : e->ops->name; }
+int engine_threads(const engine *e) { return e->ce ? 0 : threadpool_size(e->tp); }
+int engine_kv_blocks(const engine *e) { return e->kv.n_blocks; }
+engine_device engine_device_kind(const engine *e) { return e->ce ? ENGINE_CUDA : ENGINE_CPU; }
+size_t engine_weight_bytes(const engine *e) { return e->w.bytes; }
 int engine_max_batch_tokens(const engine *e) { return e->opt.max_batch_tokens; }
 
 /* Everything about a batch that could index out of bounds, checked first. */
@@ -208,6 +294,7 @@ bool engine_forward(engine *e, const engine_batch *b, float *logits, errbuf *err
     int n = 0;
     if (!validate_batch(e, b, &n, err)) return false;
     if (n == 0) return true;
+    if (e->ce) return e->cuda->engine_forward(e->ce, b, logits, err);
     if (b->n_seqs > e->seqs_cap) {
         e->seqs_cap = b->n_seqs;
         e->seqs = realloc(e->seqs, (size_t)e->seqs_cap * sizeof *e->seqs);

@@ -1,4 +1,5 @@
-/* engine.h — the Gemma forward pass over one rank's shard, on the CPU.
+/* engine.h — the Gemma forward pass over one rank's shard, on the CPU or,
+ * through the CUDA module (kernels/cuda/api.h), on a GPU.
  *
  * A step is a batch of sequences, each with its own new tokens, positions
  * and block table (prefill chunks and decode tokens mix freely). The engine
@@ -17,13 +18,19 @@ typedef struct engine engine;
 /* Sums a buffer over all ranks of the group, in place (NULL for T = 1). */
 typedef bool (*engine_allreduce_fn)(void *ctx, float *buf, size_t n, errbuf *err);
 
+typedef enum { ENGINE_CPU = 0, ENGINE_CUDA = 1 } engine_device;
+
 typedef struct engine_options {
-    int n_threads;        /* 0: one per CPU */
+    engine_device device;
+    int n_threads;        /* CPU: 0 = one per CPU */
     int max_batch_tokens; /* tokens per step (scratch buffers are sized by it) */
     int block_size;       /* KV positions per block */
-    int n_blocks;         /* KV blocks */
-    const cpu_ops *ops;   /* NULL: the fastest for this CPU */
-    engine_allreduce_fn allreduce;
+    int n_blocks;         /* KV blocks; CUDA: 0 = as many as gpu_memory_utilization allows */
+    const cpu_ops *ops;   /* CPU: NULL = the fastest for this CPU */
+    int cuda_device;      /* CUDA: the device ordinal */
+    float gpu_memory_utilization; /* CUDA: share of the device's memory to use (0: 0.9) */
+    bool no_cuda_graphs;  /* CUDA: run decode steps without graph capture */
+    engine_allreduce_fn allreduce; /* host buffers; CUDA stages through the host */
     void *allreduce_ctx;
 } engine_options;
 
@@ -45,12 +52,22 @@ typedef struct engine_batch {
 engine *engine_create(model_weights *weights, const engine_options *opt, errbuf *err);
 /* Loads rank tp_rank's shard of the checkpoint in dir and makes its engine. */
 engine *engine_load(const char *dir, int tp_rank, int tp_size, const engine_options *opt, errbuf *err);
+/* Full-size shapes without a checkpoint (benchmarks): seeded random weights,
+ * made in memory (on the device for CUDA). */
+engine *engine_create_random(const gemma_config *cfg, int tp_rank, int tp_size, uint64_t seed,
+                             const engine_options *opt, errbuf *err);
 void engine_free(engine *e);
 
+/* The configuration and layout; with CUDA the weight data live on the device
+ * and the matrices here are empty. */
 const model_weights *engine_weights(const engine *e);
-const char *engine_ops_name(const engine *e);
+const char *engine_ops_name(const engine *e); /* "avx2-fma", "cuda (NVIDIA H100 80GB HBM3)", ... */
 int engine_threads(const engine *e);
 int engine_max_batch_tokens(const engine *e);
+int engine_kv_blocks(const engine *e);
+engine_device engine_device_kind(const engine *e);
+/* Bytes one decode step reads: the weights this rank holds. */
+size_t engine_weight_bytes(const engine *e);
 
 /* Runs one step. logits: (sum of n_logits, V_r) for this rank's vocab slice,
  * rows in batch order. A malformed batch (positions past the context, a

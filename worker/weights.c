@@ -139,6 +139,67 @@ bool weights_load(model_weights *w, const checkpoint *ck, int rank, int tp, errb
     return ok;
 }
 
+/* splitmix64: a fast generator; random weights need no particular stream. */
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static bool random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, uint64_t tensor, size_t *bytes,
+                          errbuf *err) {
+    size_t n = (size_t)rows * cols;
+    bf16_t *data = alloc_aligned(n * sizeof *data);
+    if (!data) return errbuf_set(err, "out of memory: a %d x %d random matrix needs %zu MiB", rows, cols, (n * 2) >> 20);
+    uint64_t state = seed ^ (tensor * 0xD1B54A32D192ED03ull);
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(splitmix64(&state) >> 11) * (1.0 / 9007199254740992.0); /* [0, 1) */
+        data[i] = f32_to_bf16((float)((2.0 * u - 1.0) * 0.02));
+    }
+    *m = (weight_matrix){.dtype = DTYPE_BF16, .rows = rows, .cols = cols, .data = data};
+    *bytes += n * sizeof *data;
+    return true;
+}
+
+static bool unit_norm(float **out, int d, size_t *bytes, errbuf *err) {
+    float *w = alloc_aligned((size_t)d * sizeof *w);
+    if (!w) return errbuf_set(err, "out of memory");
+    for (int i = 0; i < d; i++) w[i] = 1.0f;
+    *out = w;
+    *bytes += (size_t)d * sizeof *w;
+    return true;
+}
+
+bool weights_random(model_weights *w, const gemma_config *cfg, int rank, int tp, uint64_t seed, errbuf *err) {
+    memset(w, 0, sizeof *w);
+    if (!tp_check(cfg, tp, err)) return false;
+    if (rank < 0 || rank >= tp) return errbuf_set(err, "rank %d is out of range for tensor-parallel size %d", rank, tp);
+    w->cfg = *cfg;
+    w->tp = tp_layout_make(cfg, rank, tp);
+    w->model_dtype = DTYPE_BF16;
+    w->layers = calloc((size_t)cfg->num_layers, sizeof *w->layers);
+    if (!w->layers) return errbuf_set(err, "out of memory");
+    const tp_layout *t = &w->tp;
+    int d = cfg->hidden_size, hd = cfg->head_dim;
+    size_t *b = &w->bytes;
+    bool ok = random_matrix(&w->embed, t->vocab_size, d, seed, 0, b, err) && unit_norm(&w->final_norm, d, b, err);
+    for (int l = 0; ok && l < cfg->num_layers; l++) {
+        layer_weights *lw = &w->layers[l];
+        uint64_t id = 1 + 8 * (uint64_t)l;
+        ok = unit_norm(&lw->input_norm, d, b, err) && unit_norm(&lw->post_norm, d, b, err) &&
+             random_matrix(&lw->q, t->n_heads * hd, d, seed, id, b, err) &&
+             random_matrix(&lw->k, t->n_kv_heads * hd, d, seed, id + 1, b, err) &&
+             random_matrix(&lw->v, t->n_kv_heads * hd, d, seed, id + 2, b, err) &&
+             random_matrix(&lw->o, d, t->n_heads * hd, seed, id + 3, b, err) &&
+             random_matrix(&lw->gate, t->ffn_size, d, seed, id + 4, b, err) &&
+             random_matrix(&lw->up, t->ffn_size, d, seed, id + 5, b, err) &&
+             random_matrix(&lw->down, d, t->ffn_size, seed, id + 6, b, err);
+    }
+    if (!ok) weights_free(w);
+    return ok;
+}
+
 void weights_free(model_weights *w) {
     if (w->layers) {
         for (int l = 0; l < w->cfg.num_layers; l++) {

@@ -36,6 +36,9 @@ typedef struct model_weights {
 } model_weights;
 
 bool weights_load(model_weights *w, const checkpoint *ck, int tp_rank, int tp_size, errbuf *err);
+/* Seeded random bf16 weights of a config's full shape, no checkpoint needed
+ * (benchmarks): matrices uniform in [-0.02, 0.02), norm weights 0 (so 1 + w = 1). */
+bool weights_random(model_weights *w, const gemma_config *cfg, int tp_rank, int tp_size, uint64_t seed, errbuf *err);
 void weights_free(model_weights *w);
 
 #endif

@@ -177,19 +177,27 @@ static void handle_load(void *ctx, rpc_call *call, const uint8_t *data, size_t l
             engine_options eo = {.n_threads = w->opt.threads, .max_batch_tokens = (int)req->max_batch_tokens,
                                  .block_size = (int)req->block_size, .n_blocks = 1,
                                  .allreduce = worker_allreduce, .allreduce_ctx = w};
-            /* size the cache from the weights when asked to choose */
-            if (req->kv_blocks > 0) {
+            char note[ERRBUF_LEN];
+            ok = backend_apply_device(&w->opt.dev, (int)req->rank, &eo, note, sizeof note, &err);
+            /* size the cache when asked to choose: CUDA from free device memory
+             * (--gpu-memory-utilization), the CPU from --kv-mib */
+            if (ok && req->kv_blocks > 0) {
                 eo.n_blocks = (int)req->kv_blocks;
-            } else {
+            } else if (ok && eo.device == ENGINE_CUDA) {
+                eo.n_blocks = 0;
+            } else if (ok) {
                 engine *probe = engine_load(model, req->rank, req->tp_size, &eo, &err);
                 if (probe) eo.n_blocks = default_kv_blocks(probe, eo.block_size, w->opt.kv_mib);
                 engine_free(probe);
             }
-            w->engine = engine_load(model, req->rank, req->tp_size, &eo, &err);
-            ok = w->engine != NULL;
+            if (ok) {
+                if (note[0]) log_info("worker %s: %s", w->id, note);
+                w->engine = engine_load(model, req->rank, req->tp_size, &eo, &err);
+                ok = w->engine != NULL;
+            }
             if (ok) {
                 snprintf(w->loaded, sizeof w->loaded, "%s", key);
-                w->kv_blocks = eo.n_blocks;
+                w->kv_blocks = engine_kv_blocks(w->engine); /* reported to the coordinator */
             }
         }
         if (ok) {
@@ -515,6 +523,14 @@ int worker_run(const worker_options *opt) {
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     errbuf err;
+    engine_device dev;
+    char note[ERRBUF_LEN];
+    /* say now which device this worker computes on (a --device cuda that cannot start is an error) */
+    if (!backend_choose_device(opt->dev.device ? opt->dev.device : "auto", &dev, note, sizeof note, &err)) {
+        log_warn("worker: %s", err.msg);
+        free(w);
+        return 1;
+    }
     rpc_init();
     if (!start_service(w, &err)) {
         log_warn("worker: %s", err.msg);
@@ -522,8 +538,8 @@ int worker_run(const worker_options *opt) {
         return 1;
     }
     w->coordinator = rpc_channel_create(opt->coordinator);
-    log_info("worker %s: serving on %s, registering with %s (%s kernels)", w->id, w->address, opt->coordinator,
-             cpu_ops_select()->name);
+    log_info("worker %s: serving on %s, registering with %s; %s%skernels %s", w->id, w->address, opt->coordinator, note,
+             note[0] ? ", " : "", dev == ENGINE_CPU ? cpu_ops_select()->name : "cuda");
     uint32_t heartbeat_ms = DEFAULT_HEARTBEAT_MS;
     char last_reason[ERRBUF_LEN] = "unregistered";
     int status = 0;

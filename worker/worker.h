@@ -7,6 +7,8 @@
 #ifndef FACET_WORKER_WORKER_H
 #define FACET_WORKER_WORKER_H
 
+#include "worker/backend.h"
+
 #include <stdbool.h>
 
 typedef struct worker_options {
@@ -18,6 +20,7 @@ typedef struct worker_options {
     int rank;                /* -1: any rank */
     int kv_mib;              /* KV cache memory when the coordinator leaves it to us */
     int protocol_version;    /* what it claims (only tests change it) */
+    device_choice dev;       /* --device and friends */
 } worker_options;
 
 /* Runs until SIGINT/SIGTERM (or a fatal refusal). Returns the exit status. */

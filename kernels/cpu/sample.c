@@ -7,6 +7,10 @@
 
 #define GUMBEL_STREAM 0x53414d50u /* "SAMP": separates sampling noise from other uses */
 
+void softcap_f32(float *x, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
 int argmax_f32(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)

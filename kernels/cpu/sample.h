@@ -7,12 +7,16 @@
 #ifndef FACET_KERNELS_CPU_SAMPLE_H
 #define FACET_KERNELS_CPU_SAMPLE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct candidate {
     int32_t id;  /* global vocab id */
     float logit; /* temperature-scaled */
 } candidate;
+
+/* Logit soft-capping (Gemma 2 and later): x = cap * tanh(x / cap), in place. */
+void softcap_f32(float *x, size_t n, float cap);
 
 /* Index of the largest value in x (n); ties go to the lowest index. */
 int argmax_f32(const float *x, int n);

@@ -1,11 +1,18 @@
-// backend.cu — entry points of the CUDA backend module (libfacet_cuda.so).
-// The kernels themselves arrive with the CUDA backend issue; for now the
-// module proves that the CUDA build, packaging and loading work, and says
-// plainly what the machine has.
-#include <cuda_runtime.h>
+// backend.cu — the CUDA module's entry points (libfacet_cuda.so): the probe
+// and the table of everything else (api.h). worker/backend.c dlopen()s the
+// module, so the facet binary never needs a CUDA library to start.
 #include <stdio.h>
 
-extern "C" __attribute__((visibility("default"))) int facet_cuda_probe(char *msg, size_t msg_len) {
+#include "kernels/cuda/common.cuh"
+
+extern "C" {
+#include "kernels/cuda/api.h"
+}
+
+void cuda_api_fill_engine(cuda_api *api); // engine.cu
+void cuda_api_fill_tests(cuda_api *api);  // op_tests.cu
+
+static int cuda_probe(char *msg, size_t msg_len) {
     int count = 0;
     cudaError_t rc = cudaGetDeviceCount(&count);
     if (rc != cudaSuccess) {
@@ -18,8 +25,27 @@ extern "C" __attribute__((visibility("default"))) int facet_cuda_probe(char *msg
         return 0;
     }
     cudaDeviceProp prop;
-    cudaGetDeviceProperties(&prop, 0);
-    snprintf(msg, msg_len, "%d CUDA device(s); device 0: %s, %.1f GiB", count, prop.name,
-             (double)prop.totalGlobalMem / (1 << 30));
+    rc = cudaGetDeviceProperties(&prop, 0);
+    if (rc != cudaSuccess) {
+        snprintf(msg, msg_len, "%d CUDA device(s), but device 0 cannot be queried: %s", count, cudaGetErrorString(rc));
+        return 0;
+    }
+    snprintf(msg, msg_len, "%d CUDA device(s); device 0: %s, compute capability %d.%d, %.1f GiB", count, prop.name,
+             prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30));
     return count;
+}
+
+extern "C" __attribute__((visibility("default"))) int facet_cuda_probe(char *msg, size_t msg_len) {
+    return cuda_probe(msg, msg_len);
+}
+
+extern "C" __attribute__((visibility("default"))) const cuda_api *facet_cuda_api(void) {
+    static cuda_api api;
+    if (api.version == 0) {
+        api.probe = cuda_probe;
+        cuda_api_fill_engine(&api);
+        cuda_api_fill_tests(&api);
+        api.version = FACET_CUDA_API_VERSION;
+    }
+    return &api;
 }

@@ -1,0 +1,305 @@
+/* facet bench model — the engine alone, no server: decode tokens/s at
+ * several batch sizes and prefill tokens/s at several prompt lengths, each
+ * next to its roofline from ceilings measured on this machine:
+ *   decode  (memory-bound): a step reads every weight once plus the KV cache
+ *           of every sequence, so tok/s <= batch * bandwidth / bytes per step;
+ *   prefill (compute-bound): 2 FLOPs per weight per token plus attention,
+ *           so tok/s <= tokens * GEMM rate / FLOPs.
+ * Works on checkpoints or, with --random-weights --preset 2b|7b, on
+ * full-size random weights made in memory (on the GPU for CUDA).
+ * Steps time engine_forward whole, including the logits' copy to the host. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/device_args.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "kernels/cpu/roofline.h"
+#include "kernels/cuda/api.h"
+#include "worker/engine.h"
+
+#define BENCH_BLOCK 16
+#define MAX_POINTS 16
+
+typedef struct bench_opts {
+    const char *model, *preset, *batches, *prefills;
+    bool random_weights, json;
+    int context, steps, threads;
+    uint64_t seed;
+    device_choice dev;
+} bench_opts;
+
+typedef struct bench_point {
+    const char *phase; /* "decode" or "prefill" */
+    int size;          /* batch (decode) or prompt tokens (prefill) */
+    int context;       /* positions already cached per sequence */
+    double ms_per_step, tok_s, roofline_tok_s;
+} bench_point;
+
+static int parse_list(const char *s, int *out, int max) {
+    int n = 0;
+    while (s && *s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > (1 << 20)) return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+/* Sequence s of a batch owns blocks [s * per_seq, (s + 1) * per_seq). */
+static void make_tables(int32_t *tables, int n_seqs, int per_seq) {
+    for (int i = 0; i < n_seqs * per_seq; i++) tables[i] = i;
+}
+
+static int token_of(int seq, int pos, int vocab) { return (int)((1u + (unsigned)seq * 7919u + (unsigned)pos * 104729u) % (unsigned)vocab); }
+
+/* Fills `context` positions of n_seqs sequences, chunked to the step budget. */
+static bool prefill_context(engine *e, int n_seqs, int context, const int32_t *tables, int per_seq, float *logits,
+                            errbuf *err) {
+    int V = engine_weights(e)->cfg.vocab_size, budget = engine_max_batch_tokens(e);
+    int32_t *tokens = malloc((size_t)budget * sizeof *tokens);
+    bool ok = true;
+    for (int s = 0; s < n_seqs && ok; s++) {
+        for (int p = 0; p < context && ok; p += budget) {
+            int n = context - p < budget ? context - p : budget;
+            for (int i = 0; i < n; i++) tokens[i] = token_of(s, p + i, V);
+            engine_seq q = {p, n, tables + (size_t)s * per_seq, per_seq, 1};
+            engine_batch b = {1, &q, tokens};
+            ok = engine_forward(e, &b, logits, err);
+        }
+    }
+    free(tokens);
+    return ok;
+}
+
+static bool bench_decode(engine *e, int batch, int context, int steps, bench_point *pt, errbuf *err) {
+    int bs = BENCH_BLOCK, per_seq = (context + steps + 3 + bs - 1) / bs, V = engine_weights(e)->cfg.vocab_size;
+    if ((long)batch * per_seq > engine_kv_blocks(e))
+        return errbuf_set(err, "decode at batch %d with context %d needs %d KV blocks; the engine has %d", batch, context,
+                          batch * per_seq, engine_kv_blocks(e));
+    int32_t *tables = malloc((size_t)batch * per_seq * sizeof *tables), *tokens = malloc((size_t)batch * sizeof *tokens);
+    engine_seq *seqs = malloc((size_t)batch * sizeof *seqs);
+    float *logits = malloc((size_t)batch * engine_weights(e)->tp.vocab_size * sizeof *logits);
+    make_tables(tables, batch, per_seq);
+    bool ok = prefill_context(e, batch, context, tables, per_seq, logits, err);
+    double t0 = 0;
+    for (int step = -3; step < steps && ok; step++) { /* 3 warm-up steps: graph capture, plans */
+        if (step == 0) t0 = clock_now_s();
+        int pos = context + step + 3;
+        for (int s = 0; s < batch; s++) {
+            seqs[s] = (engine_seq){pos, 1, tables + (size_t)s * per_seq, per_seq, 1};
+            tokens[s] = token_of(s, pos, V);
+        }
+        engine_batch b = {batch, seqs, tokens};
+        ok = engine_forward(e, &b, logits, err);
+    }
+    double dt = clock_now_s() - t0;
+    free(tables), free(tokens), free(seqs), free(logits);
+    if (!ok) return false;
+    *pt = (bench_point){"decode", batch, context, dt / steps * 1e3, (double)batch * steps / dt, 0};
+    return true;
+}
+
+static bool bench_prefill(engine *e, int tokens_n, int reps, bench_point *pt, errbuf *err) {
+    int bs = BENCH_BLOCK, per_seq = (tokens_n + bs - 1) / bs, V = engine_weights(e)->cfg.vocab_size;
+    if (tokens_n > engine_max_batch_tokens(e))
+        return errbuf_set(err, "prefill of %d tokens exceeds --max-batch-tokens %d", tokens_n, engine_max_batch_tokens(e));
+    if (per_seq > engine_kv_blocks(e)) return errbuf_set(err, "prefill of %d tokens needs %d KV blocks", tokens_n, per_seq);
+    int32_t *tables = malloc((size_t)per_seq * sizeof *tables), *tokens = malloc((size_t)tokens_n * sizeof *tokens);
+    float *logits = malloc((size_t)engine_weights(e)->tp.vocab_size * sizeof *logits);
+    make_tables(tables, 1, per_seq);
+    for (int i = 0; i < tokens_n; i++) tokens[i] = token_of(0, i, V);
+    engine_seq q = {0, tokens_n, tables, per_seq, 1};
+    engine_batch b = {1, &q, tokens};
+    bool ok = engine_forward(e, &b, logits, err); /* warm-up */
+    double t0 = clock_now_s();
+    for (int r = 0; r < reps && ok; r++) ok = engine_forward(e, &b, logits, err);
+    double dt = (clock_now_s() - t0) / reps;
+    free(tables), free(tokens), free(logits);
+    if (!ok) return false;
+    *pt = (bench_point){"prefill", tokens_n, 0, dt * 1e3, tokens_n / dt, 0};
+    return true;
+}
+
+/* Multiply-accumulates per token in the weight matrices this rank holds. */
+static double matmul_params(const model_weights *w) {
+    const gemma_config *c = &w->cfg;
+    const tp_layout *t = &w->tp;
+    double d = c->hidden_size, hd = c->head_dim;
+    double per_layer = d * hd * (2.0 * t->n_heads + 2.0 * t->n_kv_heads) + 3.0 * d * t->ffn_size;
+    return per_layer * c->num_layers + d * t->vocab_size / 1.0; /* + LM head (one row per sequence, counted per token) */
+}
+
+/* Roofline tok/s: decode from bytes per step, prefill from FLOPs. */
+static void rooflines(const engine *e, bench_point *pts, int n, double gbs, double tflops) {
+    const model_weights *w = engine_weights(e);
+    const gemma_config *c = &w->cfg;
+    double elem = engine_device_kind(e) == ENGINE_CUDA ? 2.0 : 4.0; /* KV cache: bf16 on GPUs, fp32 on CPUs */
+    double kv_per_pos = 2.0 * c->num_layers * w->tp.n_kv_heads * c->head_dim * elem;
+    for (int i = 0; i < n; i++) {
+        bench_point *p = &pts[i];
+        if (strcmp(p->phase, "decode") == 0) {
+            double bytes = (double)engine_weight_bytes(e) + p->size * (p->context + 1.0) * kv_per_pos;
+            p->roofline_tok_s = p->size * gbs * 1e9 / bytes;
+        } else {
+            double T = p->size, layers = c->num_layers;
+            double flops = 2.0 * (matmul_params(w) - (double)c->hidden_size * w->tp.vocab_size) * T +
+                           2.0 * c->hidden_size * w->tp.vocab_size + /* one row of logits */
+                           4.0 * layers * w->tp.n_heads * c->head_dim * (T * (T + 1) / 2); /* QKᵀ and PV, causal */
+            p->roofline_tok_s = T * tflops * 1e12 / flops;
+        }
+    }
+}
+
+/* The two ceilings: device copy bandwidth and GEMM rate (CUDA), or the CPU's
+ * read bandwidth and FMA rate. */
+static bool measure_ceilings(const engine *e, const engine_options *eo, double *gbs, double *tflops, errbuf *err) {
+    if (engine_device_kind(e) == ENGINE_CUDA) {
+        char why[ERRBUF_LEN];
+        const cuda_api *api = backend_cuda_api(why, sizeof why);
+        if (!api) return errbuf_set(err, "%s", why);
+        const gemma_config *c = &engine_weights(e)->cfg;
+        *gbs = api->copy_bandwidth_gbs(eo->cuda_device, err);
+        *tflops = api->gemm_tflops(eo->cuda_device, 2048, c->intermediate_size, c->hidden_size, err);
+        return *gbs > 0 && *tflops > 0;
+    }
+    threadpool *tp = threadpool_create(engine_threads(e));
+    *gbs = cpu_read_bandwidth_gbs(tp, (size_t)512 << 20, 5);
+    *tflops = cpu_fma_gflops(tp) / 1e3;
+    threadpool_free(tp);
+    return true;
+}
+
+static void print_table(const bench_opts *o, const engine *e, const char *what, const bench_point *pts, int n,
+                        double gbs, double tflops) {
+    printf("facet bench model: %s, %s, T=1\n", what, engine_ops_name(e));
+    printf("ceilings (measured): %.0f GB/s %s, %.1f TFLOP/s %s; weights %.2f GB\n", gbs,
+           engine_device_kind(e) == ENGINE_CUDA ? "device copy" : "CPU read", tflops,
+           engine_device_kind(e) == ENGINE_CUDA ? "bf16 GEMM (cuBLASLt)" : "fp32 FMA", engine_weight_bytes(e) / 1e9);
+    printf("%-8s %8s %8s %10s %11s %14s %9s\n", "phase", "size", "context", "ms/step", "tok/s", "roofline tok/s",
+           "% roof");
+    for (int i = 0; i < n; i++)
+        printf("%-8s %8d %8d %10.3f %11.1f %14.1f %8.1f%%\n", pts[i].phase, pts[i].size, pts[i].context,
+               pts[i].ms_per_step, pts[i].tok_s, pts[i].roofline_tok_s, 100.0 * pts[i].tok_s / pts[i].roofline_tok_s);
+    (void)o;
+}
+
+static void print_json(const engine *e, const char *what, const bench_point *pts, int n, double gbs, double tflops) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", what);
+    cJSON_AddStringToObject(root, "device", engine_ops_name(e));
+    cJSON_AddNumberToObject(root, "bandwidth_gbs", gbs);
+    cJSON_AddNumberToObject(root, "tflops", tflops);
+    cJSON_AddNumberToObject(root, "weight_bytes", (double)engine_weight_bytes(e));
+    cJSON *a = cJSON_AddArrayToObject(root, "points");
+    for (int i = 0; i < n; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "phase", pts[i].phase);
+        cJSON_AddNumberToObject(p, "size", pts[i].size);
+        cJSON_AddNumberToObject(p, "context", pts[i].context);
+        cJSON_AddNumberToObject(p, "ms_per_step", pts[i].ms_per_step);
+        cJSON_AddNumberToObject(p, "tok_s", pts[i].tok_s);
+        cJSON_AddNumberToObject(p, "roofline_tok_s", pts[i].roofline_tok_s);
+        cJSON_AddItemToArray(a, p);
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(root);
+}
+
+static engine *open_engine(const bench_opts *o, int max_tokens, int blocks, engine_options *eo, char *what,
+                           size_t what_len, errbuf *err) {
+    *eo = (engine_options){.n_threads = o->threads, .max_batch_tokens = max_tokens, .block_size = BENCH_BLOCK,
+                           .n_blocks = blocks};
+    char note[ERRBUF_LEN];
+    if (!backend_apply_device(&o->dev, 0, eo, note, sizeof note, err)) return NULL;
+    if (!o->json && note[0]) log_info("%s", note);
+    if (o->random_weights) {
+        gemma_config cfg;
+        if (!config_preset(&cfg, o->preset)) {
+            errbuf_set(err, "unknown preset \"%s\" (choose tiny, 2b or 7b)", o->preset);
+            return NULL;
+        }
+        snprintf(what, what_len, "%s (random weights, bf16)", o->preset);
+        return engine_create_random(&cfg, 0, 1, o->seed, eo, err);
+    }
+    snprintf(what, what_len, "%s", o->model);
+    return engine_load(o->model, 0, 1, eo, err);
+}
+
+int bench_model_main(int argc, char **argv) {
+    bench_opts o = {.preset = "2b", .batches = "1,8,32,64", .prefills = "512,2048", .context = 512, .steps = 32,
+                    .seed = 1};
+    device_args_default(&o.dev);
+    const arg_spec specs[] = {
+        {"model", ARG_STRING, &o.model, "checkpoint directory", 0, 0, NULL},
+        {"random-weights", ARG_FLAG, &o.random_weights, "random weights of --preset's shape, made in memory", 0, 0, NULL},
+        {"preset", ARG_STRING, &o.preset, "with --random-weights: tiny, 2b (default) or 7b", 0, 0, NULL},
+        {"batch", ARG_STRING, &o.batches, "decode batch sizes, comma-separated (default 1,8,32,64)", 0, 0, NULL},
+        {"prefill", ARG_STRING, &o.prefills, "prefill lengths in tokens (default 512,2048)", 0, 0, NULL},
+        {"context", ARG_INT, &o.context, "cached positions per sequence while decoding (default 512)", 1, 1 << 20, NULL},
+        {"steps", ARG_INT, &o.steps, "timed decode steps per batch size (default 32)", 1, 1 << 20, NULL},
+        {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
+        {"seed", ARG_U64, &o.seed, "random-weight seed (default 1)", 0, 0, NULL},
+        {"json", ARG_FLAG, &o.json, "print one JSON object instead of the table", 0, 0, NULL},
+        DEVICE_ARG_SPECS(o.dev),
+    };
+    static const arg_command cmd = {"bench model",
+                                    "facet bench model (--model DIR | --random-weights --preset 2b|7b) [options]",
+                                    "Times the engine alone: decode tok/s per batch size and prefill tok/s per prompt\n"
+                                    "length, each with its roofline from measured ceilings."};
+    int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (rc != ARGS_CONTINUE) return rc;
+    int batches[MAX_POINTS], prefills[MAX_POINTS];
+    int nb = parse_list(o.batches, batches, MAX_POINTS), np = parse_list(o.prefills, prefills, MAX_POINTS);
+    if (nb < 0 || np < 0) {
+        fprintf(stderr, "facet bench model: --batch and --prefill take comma-separated positive integers\n");
+        return 2;
+    }
+    if (!o.model && !o.random_weights) {
+        fprintf(stderr, "facet bench model: give --model DIR or --random-weights --preset NAME\n");
+        return 2;
+    }
+    gemma_config preset;
+    if (o.random_weights && !config_preset(&preset, o.preset)) {
+        fprintf(stderr, "facet bench model: unknown preset \"%s\" (choose tiny, 2b or 7b)\n", o.preset);
+        return 2;
+    }
+    if (o.json) log_set_quiet(1);
+    int max_tokens = 1, max_batch = 1;
+    for (int i = 0; i < np; i++) max_tokens = prefills[i] > max_tokens ? prefills[i] : max_tokens;
+    for (int i = 0; i < nb; i++) max_batch = batches[i] > max_batch ? batches[i] : max_batch;
+    if (max_batch > max_tokens) max_tokens = max_batch;
+    int per_seq = (o.context + o.steps + 3 + BENCH_BLOCK - 1) / BENCH_BLOCK;
+    int blocks = max_batch * per_seq;
+    for (int i = 0; i < np; i++) blocks = (prefills[i] + BENCH_BLOCK - 1) / BENCH_BLOCK > blocks ? (prefills[i] + BENCH_BLOCK - 1) / BENCH_BLOCK : blocks;
+
+    errbuf err;
+    engine_options eo;
+    char what[256];
+    engine *e = open_engine(&o, max_tokens, blocks, &eo, what, sizeof what, &err);
+    bench_point pts[2 * MAX_POINTS];
+    int n = 0;
+    bool ok = e != NULL;
+    for (int i = 0; ok && i < nb; i++) ok = bench_decode(e, batches[i], o.context, o.steps, &pts[n++], &err);
+    for (int i = 0; ok && i < np; i++) ok = bench_prefill(e, prefills[i], 3, &pts[n++], &err);
+    double gbs = 0, tflops = 0;
+    if (ok) ok = measure_ceilings(e, &eo, &gbs, &tflops, &err);
+    if (ok) {
+        rooflines(e, pts, n, gbs, tflops);
+        if (o.json) print_json(e, what, pts, n, gbs, tflops);
+        else print_table(&o, e, what, pts, n, gbs, tflops);
+    }
+    engine_free(e);
+    if (ok) return 0;
+    fprintf(stderr, "facet bench model: %s\n", err.msg);
+    return 1;
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh — everything a GPU machine can tell us, in one go (< 8 min
+# on an H100): every CUDA kernel against its CPU reference (gpu_check), the
+# CUDA engine against the CPU engine on the HF fixtures, TP=2 on this one GPU
+# with host-staged Gloo all-reduce, then the benchmark tables for the 2b and
+# 7b shapes with their rooflines. The full log goes to $OUT/gpu-run.log when
+# $OUT is set (the device tool brings it back), else to build-gpu/.
+#
+# Binaries: gpu-pack/ when present (tests/gpu/pack.sh makes it on a machine
+# with facet's Debian packages: the lent GPU machines have none), else a
+# build here in build-gpu/ (scripts/install-deps first).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+log_dir=${OUT:-$root/build-gpu}
+mkdir -p "$log_dir"
+log=$log_dir/gpu-run.log
+: >"$log"
+summary=()
+failed=0
+
+say() { echo "$*" | tee -a "$log"; }
+step() { # step NAME TIMEOUT_S COMMAND...: runs it, logs everything, records ok/FAIL
+    local name=$1 limit=$2
+    shift 2
+    say ""
+    say "== $name: $*"
+    local t0=$SECONDS
+    timeout "$limit" "$@" >>"$log" 2>&1
+    local rc=$?
+    local verdict=ok
+    [ $rc -eq 0 ] || { verdict="FAIL (exit $rc$([ $rc -eq 124 ] && echo ", timed out after ${limit}s"))"; failed=1; }
+    summary+=("$(printf '%-34s %-28s %4ds' "$name" "$verdict" $((SECONDS - t0)))")
+    say "== $name: $verdict in $((SECONDS - t0)) s"
+}
+
+if [ -x gpu-pack/facet ]; then
+    bin=$root/gpu-pack
+    export LD_LIBRARY_PATH=$bin/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    say "using the prebuilt binaries in gpu-pack/"
+else
+    bin=$root/build-gpu
+    step build 900 bash -c "cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 && cmake --build build-gpu -j$(nproc)"
+fi
+# CUDA's libraries: the toolkit's, else the ones pip installed next to PyTorch
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [ -d "$d" ] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d; done
+py_libs=$(python3 -c 'import nvidia, os; p = os.path.dirname(nvidia.__path__[0]); print(":".join(os.path.join(p, "nvidia", d, "lib") for d in ("cublas", "cuda_runtime", "nccl") if os.path.isdir(os.path.join(p, "nvidia", d, "lib"))))' 2>/dev/null)
+[ -n "$py_libs" ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$py_libs
+
+say "$(nvidia-smi -L 2>&1 | head -2)"
+say "$("$bin/facet" info 2>&1 | head -5)"
+export FACET_HOME=$log_dir/facet-home # the built-in tiny model is made here
+fx=$root/tests/fixtures/hf
+
+step "kernels + engine vs CPU" 300 "$bin/gpu_check" --model "$fx/mqa-bf16" --model "$fx/mha-bf16" --model "$fx/mqa-f32" --model "$fx/mha-f32"
+step "generate: cuda vs cpu" 120 bash -c "
+    '$bin/facet' generate --device cpu  --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/gen-cpu.json' &&
+    '$bin/facet' generate --device cuda --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/gen-cuda.json' &&
+    python3 '$root/tests/gpu/compare_generate.py' '$log_dir/gen-cpu.json' '$log_dir/gen-cuda.json'"
+step "TP=2 on one GPU (Gloo, host-staged)" 180 bash -c "
+    '$bin/facet' generate --tp 2 --device cpu  --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/tp2-cpu.json' &&
+    '$bin/facet' generate --tp 2 --device cuda --gpu-memory-utilization 0.3 --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/tp2-cuda.json' &&
+    python3 '$root/tests/gpu/compare_generate.py' '$log_dir/tp2-cpu.json' '$log_dir/tp2-cuda.json'"
+for preset in 2b 7b; do
+    step "bench $preset (random weights)" 240 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset $preset --batch 1,8,32,64 --prefill 512,2048 --context 512 --steps 32 | tee '$log_dir/bench-$preset.txt'"
+done
+step "bench 7b batch 1, no CUDA graphs" 120 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset 7b --batch 1 --prefill 16 --no-cuda-graphs | tee '$log_dir/bench-7b-nographs.txt'"
+
+say ""
+say "== kernel table (gpu_check)"
+sed -n '/^ceilings:/,/^gpu_check: [0-9]* passed/p' "$log" | tee -a "$log.tail" >/dev/null
+for preset in 2b 7b 7b-nographs; do [ -f "$log_dir/bench-$preset.txt" ] && cat "$log_dir/bench-$preset.txt" >>"$log.tail"; done
+{
+    echo
+    echo "== summary"
+    printf '%s\n' "${summary[@]}"
+    echo "full log: $log"
+} >>"$log.tail"
+cat "$log.tail" | tee -a "$log"
+rm -f "$log.tail"
+exit $failed
