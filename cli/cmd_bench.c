@@ -1,23 +1,32 @@
-/* facet bench — benchmarks. `comm`: all-reduce over Gloo (comm/bench_comm.c);
- * `model`: the engine alone, decode and prefill against their rooflines
- * (cli/bench_model.c). The serving benchmarks come with the bench issue. */
+/* facet bench — the benchmark family (bench/bench.h, docs/BENCH.md). */
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "cli/commands.h"
 #include "comm/bench_comm.h"
 
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} k_benches[] = {
+    {"serve", bench_serve_main, "an OpenAI-compatible server under load: TTFT, TPOT, ITL, E2EL, throughput, goodput"},
+    {"plot", bench_plot_main, "overlay saved `bench serve` results in one SVG"},
+    {"throughput", bench_throughput_main, "offline: N prompts at once through a local group, tokens/s"},
+    {"latency", bench_latency_main, "one batch in process: prefill and decode ms with rooflines"},
+    {"model", bench_model_main, "the engine: decode tok/s per batch, prefill tok/s per length, against rooflines"},
+    {"comm", bench_comm_main, "all-reduce over Gloo, in nccl-tests columns"},
+};
+
 int cmd_bench(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "comm") == 0) return bench_comm_main(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "model") == 0) return bench_model_main(argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: facet bench comm|model [options]   (facet bench comm --help, facet bench model --help)\n\n"
-               "comm:  all-reduce time and bandwidth over Gloo on this machine, in nccl-tests columns.\n"
-               "model: the engine alone (CPU or CUDA): decode tok/s per batch and prefill tok/s per length,\n"
-               "       each next to its roofline; --random-weights --preset 2b|7b needs no checkpoint.\n");
-        return 0;
-    }
-    fprintf(stderr, "facet bench: %s%s (available: comm, model)\n", argc >= 2 ? "unknown benchmark " : "which benchmark?",
-            argc >= 2 ? argv[1] : "");
-    return 2;
+    size_t n = sizeof k_benches / sizeof k_benches[0];
+    for (size_t i = 0; argc >= 2 && i < n; i++)
+        if (strcmp(argv[1], k_benches[i].name) == 0) return k_benches[i].run(argc - 1, argv + 1);
+    bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+    FILE *f = help ? stdout : stderr;
+    if (!help) fprintf(f, "facet bench: %s%s\n\n", argc >= 2 ? "unknown benchmark " : "which benchmark?", argc >= 2 ? argv[1] : "");
+    fprintf(f, "usage: facet bench NAME [options]   (facet bench NAME --help)\n\n");
+    for (size_t i = 0; i < n; i++) fprintf(f, "  %-11s %s\n", k_benches[i].name, k_benches[i].summary);
+    return help ? 0 : 2;
 }

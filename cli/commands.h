@@ -13,7 +13,7 @@ int cmd_coordinator(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-int bench_model_main(int argc, char **argv); /* facet bench model */
+
 
 /* Where the built-in tiny model lives ($FACET_HOME/models/tiny, else
  * ~/.cache/facet/models/tiny); made on first use. */

@@ -1,4 +1,7 @@
 #include "cli/make_model.h"
+#include "coordinator/tokenizer/tokenizer.h"
+
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <math.h>
@@ -176,6 +179,56 @@ static bool write_sharded(const char *dir, const planned_tensor *ts, int n, uint
     return ok;
 }
 
+/* Gemma's chat template as its HF checkpoints carry it (tokenizer_config.json). */
+static const char k_gemma_chat_template[] =
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}";
+
+/* tokenizer_config.json as real Gemma checkpoints have it: the special and
+ * user-defined pieces marked special (so other tools, llama.cpp's converter
+ * among them, treat <start_of_turn> as one token), BOS added, the template. */
+static bool write_tokenizer_config(const char *dir, const tokenizer *tok, errbuf *err) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddBoolToObject(root, "add_bos_token", true);
+    cJSON_AddBoolToObject(root, "add_eos_token", false);
+    cJSON *added = cJSON_AddObjectToObject(root, "added_tokens_decoder");
+    for (int id = 0; id < tokenizer_vocab_size(tok); id++) {
+        piece_type t = tokenizer_piece_type(tok, id);
+        if (t != PIECE_CONTROL && t != PIECE_UNKNOWN && t != PIECE_USER_DEFINED) continue;
+        size_t len;
+        const char *piece = tokenizer_piece(tok, id, &len);
+        char key[16];
+        snprintf(key, sizeof key, "%d", id);
+        cJSON *e = cJSON_AddObjectToObject(added, key);
+        char *text = strndup(piece, len);
+        cJSON_AddStringToObject(e, "content", text);
+        free(text);
+        cJSON_AddBoolToObject(e, "lstrip", false);
+        cJSON_AddBoolToObject(e, "normalized", false);
+        cJSON_AddBoolToObject(e, "rstrip", false);
+        cJSON_AddBoolToObject(e, "single_word", false);
+        cJSON_AddBoolToObject(e, "special", true);
+    }
+    cJSON_AddStringToObject(root, "bos_token", "<bos>");
+    cJSON_AddStringToObject(root, "eos_token", "<eos>");
+    cJSON_AddStringToObject(root, "pad_token", "<pad>");
+    cJSON_AddStringToObject(root, "unk_token", "<unk>");
+    cJSON_AddStringToObject(root, "chat_template", k_gemma_chat_template);
+    cJSON_AddStringToObject(root, "tokenizer_class", "GemmaTokenizer");
+    cJSON_AddNumberToObject(root, "model_max_length", 1000000000000000019884624838656.0);
+    char *json = cJSON_Print(root);
+    cJSON_Delete(root);
+    char path[CHECKPOINT_PATH_MAX];
+    checkpoint_path(dir, "tokenizer_config.json", path, sizeof path);
+    bool ok = file_write_all(path, json, strlen(json), err);
+    free(json);
+    return ok;
+}
+
 static bool write_tokenizer(const char *dir, int vocab, errbuf *err) {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -183,6 +236,9 @@ static bool write_tokenizer(const char *dir, int vocab, errbuf *err) {
     char path[CHECKPOINT_PATH_MAX];
     checkpoint_path(dir, "tokenizer.model", path, sizeof path);
     bool ok = file_write_all(path, buf, len, err);
+    tokenizer *tok = ok ? tokenizer_parse(buf, len, err) : NULL;
+    ok = tok && write_tokenizer_config(dir, tok, err);
+    tokenizer_free(tok);
     free(buf);
     return ok;
 }

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
+#include "bench/metrics.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/device_args.h"
@@ -137,24 +139,33 @@ static double matmul_params(const model_weights *w) {
     return per_layer * c->num_layers + d * t->vocab_size / 1.0; /* + LM head (one row per sequence, counted per token) */
 }
 
-/* Roofline tok/s: decode from bytes per step, prefill from FLOPs. */
-static void rooflines(const engine *e, bench_point *pts, int n, double gbs, double tflops) {
+/* Seconds a decode step of `batch` sequences with `context` cached positions
+ * each cannot beat: the weights once plus every sequence's KV cache. */
+static double decode_floor_s(const engine *e, int batch, double context, double gbs) {
     const model_weights *w = engine_weights(e);
     const gemma_config *c = &w->cfg;
     double elem = engine_device_kind(e) == ENGINE_CUDA ? 2.0 : 4.0; /* KV cache: bf16 on GPUs, fp32 on CPUs */
     double kv_per_pos = 2.0 * c->num_layers * w->tp.n_kv_heads * c->head_dim * elem;
+    return ((double)engine_weight_bytes(e) + batch * (context + 1.0) * kv_per_pos) / (gbs * 1e9);
+}
+
+/* Seconds a prefill of `seqs` prompts of `tokens` each cannot beat: 2 FLOPs
+ * per matrix weight per token, causal attention, one row of logits each. */
+static double prefill_floor_s(const engine *e, int seqs, double tokens, double tflops) {
+    const model_weights *w = engine_weights(e);
+    const gemma_config *c = &w->cfg;
+    double lm = (double)c->hidden_size * w->tp.vocab_size;
+    double flops = seqs * (2.0 * (matmul_params(w) - lm) * tokens + 2.0 * lm +
+                           4.0 * c->num_layers * w->tp.n_heads * c->head_dim * (tokens * (tokens + 1) / 2));
+    return flops / (tflops * 1e12);
+}
+
+/* Roofline tok/s: decode from bytes per step, prefill from FLOPs. */
+static void rooflines(const engine *e, bench_point *pts, int n, double gbs, double tflops) {
     for (int i = 0; i < n; i++) {
         bench_point *p = &pts[i];
-        if (strcmp(p->phase, "decode") == 0) {
-            double bytes = (double)engine_weight_bytes(e) + p->size * (p->context + 1.0) * kv_per_pos;
-            p->roofline_tok_s = p->size * gbs * 1e9 / bytes;
-        } else {
-            double T = p->size, layers = c->num_layers;
-            double flops = 2.0 * (matmul_params(w) - (double)c->hidden_size * w->tp.vocab_size) * T +
-                           2.0 * c->hidden_size * w->tp.vocab_size + /* one row of logits */
-                           4.0 * layers * w->tp.n_heads * c->head_dim * (T * (T + 1) / 2); /* QKᵀ and PV, causal */
-            p->roofline_tok_s = T * tflops * 1e12 / flops;
-        }
+        if (strcmp(p->phase, "decode") == 0) p->roofline_tok_s = p->size / decode_floor_s(e, p->size, p->context, gbs);
+        else p->roofline_tok_s = p->size / prefill_floor_s(e, 1, p->size, tflops);
     }
 }
 
@@ -301,5 +312,153 @@ int bench_model_main(int argc, char **argv) {
     engine_free(e);
     if (ok) return 0;
     fprintf(stderr, "facet bench model: %s\n", err.msg);
+    return 1;
+}
+
+/* ---- facet bench latency ------------------------------------------------------------ */
+
+/* One iteration: prefill `batch` prompts of `in` tokens (chunked to the step
+ * budget), then `out` decode steps; each timed. */
+static bool latency_iteration(engine *e, int batch, int in, int out, double *prefill_s, double *decode_s,
+                              errbuf *err) {
+    int bs = BENCH_BLOCK, per_seq = (in + out + bs - 1) / bs, V = engine_weights(e)->cfg.vocab_size;
+    int budget = engine_max_batch_tokens(e);
+    int32_t *tables = malloc((size_t)batch * per_seq * sizeof *tables), *tokens = malloc((size_t)budget * sizeof *tokens);
+    engine_seq *seqs = malloc((size_t)batch * sizeof *seqs);
+    float *logits = malloc((size_t)batch * engine_weights(e)->tp.vocab_size * sizeof *logits);
+    make_tables(tables, batch, per_seq);
+    bool ok = true;
+    double t0 = clock_now_s();
+    /* prefill: prompts packed into steps of at most `budget` tokens, split where a step is full */
+    for (int s = 0, p = 0; ok && s < batch;) {
+        int n_seqs = 0, n_tok = 0;
+        while (s < batch && n_tok < budget) {
+            int take = in - p < budget - n_tok ? in - p : budget - n_tok;
+            for (int i = 0; i < take; i++) tokens[n_tok + i] = token_of(s, p + i, V);
+            seqs[n_seqs++] = (engine_seq){p, take, tables + (size_t)s * per_seq, per_seq, p + take == in ? 1 : 0};
+            n_tok += take;
+            p += take;
+            if (p == in) s++, p = 0;
+        }
+        engine_batch b = {n_seqs, seqs, tokens};
+        ok = engine_forward(e, &b, logits, err);
+    }
+    *prefill_s = clock_now_s() - t0;
+    for (int step = 0; ok && step < out; step++) {
+        for (int s = 0; s < batch; s++) {
+            seqs[s] = (engine_seq){in + step, 1, tables + (size_t)s * per_seq, per_seq, 1};
+            tokens[s] = token_of(s, in + step, V);
+        }
+        engine_batch b = {batch, seqs, tokens};
+        double t = clock_now_s();
+        ok = engine_forward(e, &b, logits, err);
+        decode_s[step] = clock_now_s() - t;
+    }
+    free(tables), free(tokens), free(seqs), free(logits);
+    return ok;
+}
+
+int bench_latency_main(int argc, char **argv) {
+    bench_opts o = {.preset = "tiny", .seed = 1};
+    int batch = 8, in = 32, out = 128, iters = 5, warmup = 1;
+    device_args_default(&o.dev);
+    const arg_spec specs[] = {
+        {"model", ARG_STRING, &o.model, "checkpoint directory", 0, 0, NULL},
+        {"random-weights", ARG_FLAG, &o.random_weights, "random weights of --preset's shape, made in memory", 0, 0, NULL},
+        {"preset", ARG_STRING, &o.preset, "with --random-weights: tiny (default), 2b or 7b", 0, 0, NULL},
+        {"batch-size", ARG_INT, &batch, "sequences (default 8)", 1, 4096, NULL},
+        {"input-len", ARG_INT, &in, "prompt tokens per sequence (default 32)", 1, 1 << 20, NULL},
+        {"output-len", ARG_INT, &out, "decode steps (default 128)", 1, 1 << 20, NULL},
+        {"num-iters", ARG_INT, &iters, "timed iterations (default 5)", 1, 100000, NULL},
+        {"num-iters-warmup", ARG_INT, &warmup, "untimed iterations first (default 1)", 0, 100000, NULL},
+        {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
+        {"seed", ARG_U64, &o.seed, "random-weight seed (default 1)", 0, 0, NULL},
+        {"json", ARG_FLAG, &o.json, "print one JSON object", 0, 0, NULL},
+        DEVICE_ARG_SPECS(o.dev),
+    };
+    static const arg_command cmd = {"bench latency",
+                                    "facet bench latency (--model DIR | --random-weights --preset P) [options]",
+                                    "Single-batch latency in process: prefill ms and decode ms per token (median, p90,\n"
+                                    "p99 over iterations), each beside the roofline of this machine."};
+    int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
+    if (rc != ARGS_CONTINUE) return rc;
+    if (!o.model && !o.random_weights) {
+        fprintf(stderr, "facet bench latency: give --model DIR or --random-weights --preset NAME\n");
+        return 2;
+    }
+    gemma_config preset;
+    if (o.random_weights && !config_preset(&preset, o.preset)) {
+        fprintf(stderr, "facet bench latency: unknown preset \"%s\" (choose tiny, 2b or 7b)\n", o.preset);
+        return 2;
+    }
+    if (o.json) log_set_quiet(1);
+    int budget = batch * in < 2048 ? batch * in : 2048;
+    if (budget < batch) budget = batch;
+    errbuf err;
+    engine_options eo;
+    char what[256];
+    engine *e = open_engine(&o, budget, batch * ((in + out + BENCH_BLOCK - 1) / BENCH_BLOCK), &eo, what, sizeof what, &err);
+    bool ok = e != NULL;
+    if (ok && in + out > engine_weights(e)->cfg.max_position)
+        ok = errbuf_set(&err, "%d + %d tokens exceed the model's context of %d", in, out, engine_weights(e)->cfg.max_position);
+    double *prefill = malloc((size_t)iters * sizeof *prefill), *decode = malloc((size_t)iters * out * sizeof *decode);
+    double *scratch = malloc((size_t)out * sizeof *scratch), *iter_total = malloc((size_t)iters * sizeof *iter_total);
+    for (int i = 0; ok && i < warmup + iters; i++) {
+        double p;
+        ok = latency_iteration(e, batch, in, out, &p, i < warmup ? scratch : decode + (size_t)(i - warmup) * out, &err);
+        if (ok && i >= warmup) {
+            prefill[i - warmup] = p;
+            double t = p;
+            for (int k = 0; k < out; k++) t += decode[(size_t)(i - warmup) * out + k];
+            iter_total[i - warmup] = t;
+        }
+    }
+    double gbs = 0, tflops = 0;
+    if (ok) ok = measure_ceilings(e, &eo, &gbs, &tflops, &err);
+    if (ok) {
+        bench_stats ps = bench_stats_of(prefill, (size_t)iters), ds = bench_stats_of(decode, (size_t)iters * out);
+        bench_stats ts = bench_stats_of(iter_total, (size_t)iters);
+        double p_floor = prefill_floor_s(e, batch, in, tflops) * 1e3;
+        double d_floor = decode_floor_s(e, batch, in + out / 2.0, gbs) * 1e3; /* at the mean context */
+        if (o.json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "model", what);
+            cJSON_AddStringToObject(j, "device", engine_ops_name(e));
+            cJSON_AddNumberToObject(j, "batch_size", batch);
+            cJSON_AddNumberToObject(j, "input_len", in);
+            cJSON_AddNumberToObject(j, "output_len", out);
+            cJSON_AddNumberToObject(j, "num_iters", iters);
+            cJSON_AddNumberToObject(j, "bandwidth_gbs", gbs);
+            cJSON_AddNumberToObject(j, "tflops", tflops);
+            const struct { const char *k; const bench_stats *s; double floor; } rows[] = {
+                {"prefill", &ps, p_floor}, {"decode_step", &ds, d_floor}, {"iteration", &ts, 0}};
+            for (size_t r = 0; r < 3; r++) {
+                cJSON *x = cJSON_AddObjectToObject(j, rows[r].k);
+                cJSON_AddNumberToObject(x, "median_ms", rows[r].s->median);
+                cJSON_AddNumberToObject(x, "p90_ms", rows[r].s->p90);
+                cJSON_AddNumberToObject(x, "p99_ms", rows[r].s->p99);
+                cJSON_AddNumberToObject(x, "mean_ms", rows[r].s->mean);
+                if (rows[r].floor > 0) cJSON_AddNumberToObject(x, "roofline_ms", rows[r].floor);
+            }
+            char *s = cJSON_PrintUnformatted(j);
+            printf("%s\n", s);
+            free(s);
+            cJSON_Delete(j);
+        } else {
+            printf("facet bench latency: %s, %s; batch %d, %d prompt tokens, %d decode steps, %d iterations\n", what,
+                   engine_ops_name(e), batch, in, out, iters);
+            printf("ceilings (measured): %.0f GB/s, %.1f TFLOP/s\n", gbs, tflops);
+            printf("%-22s %10s %10s %10s %14s %8s\n", "", "median ms", "p90 ms", "p99 ms", "roofline ms", "% roof");
+            printf("%-22s %10.3f %10.3f %10.3f %14.3f %7.1f%%\n", "prefill (whole batch)", ps.median, ps.p90, ps.p99,
+                   p_floor, 100 * p_floor / ps.median);
+            printf("%-22s %10.3f %10.3f %10.3f %14.3f %7.1f%%\n", "decode step", ds.median, ds.p90, ds.p99, d_floor,
+                   100 * d_floor / ds.median);
+            printf("%-22s %10.3f %10.3f %10.3f\n", "whole iteration", ts.median, ts.p90, ts.p99);
+        }
+    }
+    free(prefill), free(decode), free(scratch), free(iter_total);
+    engine_free(e);
+    if (ok) return 0;
+    fprintf(stderr, "facet bench latency: %s\n", err.msg);
     return 1;
 }

@@ -1,0 +1,17 @@
+/* bench.h — the `facet bench` family (docs/BENCH.md):
+ *   serve       the serving benchmark against any OpenAI-compatible server (serve.c)
+ *   plot        overlay saved `bench serve` results in one SVG (plot.c)
+ *   throughput  offline: N prompts at once through a local group (throughput.c)
+ *   latency     one batch, prefill and decode timed, with rooflines (model.c)
+ *   model       the engine's decode/prefill rates against rooflines (model.c)
+ *   comm        all-reduce over Gloo (comm/bench_comm.c) */
+#ifndef FACET_BENCH_BENCH_H
+#define FACET_BENCH_BENCH_H
+
+int bench_serve_main(int argc, char **argv);
+int bench_plot_main(int argc, char **argv);
+int bench_throughput_main(int argc, char **argv);
+int bench_latency_main(int argc, char **argv);
+int bench_model_main(int argc, char **argv);
+
+#endif
