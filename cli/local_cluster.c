@@ -35,6 +35,10 @@ bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int 
     memset(lc, 0, sizeof *lc);
     if (dev) lc->dev = *dev;
     else device_args_default(&lc->dev);
+    /* a device the workers cannot use is refused here, not by N workers exiting */
+    engine_device kind;
+    char note[ERRBUF_LEN];
+    if (!backend_choose_device(lc->dev.device, &kind, note, sizeof note, err)) return false;
     lc->worker_threads = worker_threads;
     lc->quiet = quiet;
     lc->co = coordinator_start(opt, err);

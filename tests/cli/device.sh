@@ -14,6 +14,10 @@ else
         "$FACET" generate --device cuda --prompt "hi" --max-tokens 2
     expect_error "a worker with --device cuda and no usable GPU" "CUDA cannot start" \
         "$FACET" worker --coordinator 127.0.0.1:1 --device cuda
+    expect_error "serve --device cuda refuses before starting workers" "CUDA cannot start" \
+        "$FACET" serve --device cuda --http-port 0 --grpc-port 0
+    expect_error "generate --tp 2 --device cuda likewise" "CUDA cannot start" \
+        "$FACET" generate --tp 2 --device cuda --prompt hi
     # auto falls back to the CPU and says why, in the log
     check "auto says it uses the CPU and why" bash -c \
         "FACET_DEVICE= '$FACET' generate --prompt hi --max-tokens 2 2>&1 >/dev/null | grep -q 'using the CPU: '"
