@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/rng.h"
 #include "common/strbuf.h"
 
 #define RAW_KEEP 2048 /* bytes of a response kept for error messages */
@@ -15,19 +16,19 @@
 /* ---- arrivals -------------------------------------------------------------------- */
 
 static double normal01(uint64_t *rng) {
-    double u1 = bench_rng_uniform(rng), u2 = bench_rng_uniform(rng);
+    double u1 = splitmix64_unit(rng), u2 = splitmix64_unit(rng);
     return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);
 }
 
 /* Gamma(shape, 1) by Marsaglia and Tsang; shape < 1 by boosting. */
 static double gamma_draw(double shape, uint64_t *rng) {
-    if (shape < 1.0) return gamma_draw(shape + 1.0, rng) * pow(1.0 - bench_rng_uniform(rng), 1.0 / shape);
+    if (shape < 1.0) return gamma_draw(shape + 1.0, rng) * pow(1.0 - splitmix64_unit(rng), 1.0 / shape);
     double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
     for (;;) {
         double x = normal01(rng), v = 1.0 + c * x;
         if (v <= 0) continue;
         v = v * v * v;
-        double u = 1.0 - bench_rng_uniform(rng);
+        double u = 1.0 - splitmix64_unit(rng);
         if (log(u) < 0.5 * x * x + d - d * v + d * log(v)) return d * v;
     }
 }

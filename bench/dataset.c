@@ -6,15 +6,7 @@
 #include <string.h>
 
 #include "common/mapped_file.h"
-
-uint64_t bench_rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-double bench_rng_uniform(uint64_t *s) { return (double)(bench_rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+#include "common/rng.h"
 
 /* Ids of the tokenizer's ordinary pieces: what random text is made of. */
 typedef struct piece_pool {
@@ -46,7 +38,7 @@ static bool random_text(const tokenizer *tok, const piece_pool *pool, uint64_t *
     token_list_init(&ids);
     strbuf sb;
     strbuf_init(&sb);
-    for (int i = 0; i < len; i++) token_list_push(&ids, pool->ids[bench_rng_next(rng) % (uint64_t)pool->n]);
+    for (int i = 0; i < len; i++) token_list_push(&ids, pool->ids[splitmix64_next(rng) % (uint64_t)pool->n]);
     bool ok = true;
     for (int round = 0; ok && round < 8; round++) {
         ok = decode_ids(tok, &ids, &sb, err);
@@ -57,7 +49,7 @@ static bool random_text(const tokenizer *tok, const piece_pool *pool, uint64_t *
         ids = again;
         if (!ok || ids.n == len) break;
         if (ids.n > len) ids.n = len;
-        while (ids.n < len) token_list_push(&ids, pool->ids[bench_rng_next(rng) % (uint64_t)pool->n]);
+        while (ids.n < len) token_list_push(&ids, pool->ids[splitmix64_next(rng) % (uint64_t)pool->n]);
     }
     if (ok && ids.n != len) ok = decode_ids(tok, &ids, &sb, err); /* the last adjusted ids, as text */
     if (ok) {
@@ -77,7 +69,7 @@ static int length_in_range(uint64_t *rng, int len, double ratio) {
     int lo = (int)floor(len * (1.0 - ratio)), hi = (int)ceil(len * (1.0 + ratio));
     if (lo < 1) lo = 1;
     if (hi < lo) hi = lo;
-    return lo + (int)(bench_rng_next(rng) % (uint64_t)(hi - lo + 1));
+    return lo + (int)(splitmix64_next(rng) % (uint64_t)(hi - lo + 1));
 }
 
 static int count_tokens(const tokenizer *tok, const char *text, errbuf *err) {
@@ -145,7 +137,7 @@ static bool make_sharegpt(const bench_dataset_opts *o, const tokenizer *tok, ben
     for (int i = 0; i < n_entries; i++) order[i] = i;
     uint64_t rng = o->seed;
     for (int i = n_entries - 1; i > 0; i--) { /* shuffle, then take the first that qualify */
-        int j = (int)(bench_rng_next(&rng) % (uint64_t)(i + 1)), t = order[i];
+        int j = (int)(splitmix64_next(&rng) % (uint64_t)(i + 1)), t = order[i];
         order[i] = order[j], order[j] = t;
     }
     int taken = 0;

@@ -38,8 +38,4 @@ typedef struct bench_dataset_opts {
 bool bench_dataset_make(const bench_dataset_opts *o, const tokenizer *tok, bench_prompt **out, errbuf *err);
 void bench_dataset_free(bench_prompt *p, int n);
 
-/* splitmix64: the benchmark's one random stream */
-uint64_t bench_rng_next(uint64_t *state);
-double bench_rng_uniform(uint64_t *state); /* [0, 1) */
-
 #endif

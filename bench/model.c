@@ -226,6 +226,18 @@ static void print_json(const engine *e, const char *what, const bench_point *pts
     cJSON_Delete(root);
 }
 
+/* --model DIR or --random-weights with a known --preset; else a usage error. */
+static bool weights_given(const bench_opts *o, const char *cmd) {
+    gemma_config preset;
+    if (!o->model && !o->random_weights)
+        fprintf(stderr, "facet bench %s: give --model DIR or --random-weights --preset NAME\n", cmd);
+    else if (o->random_weights && !config_preset(&preset, o->preset))
+        fprintf(stderr, "facet bench %s: unknown preset \"%s\" (choose tiny, 2b or 7b)\n", cmd, o->preset);
+    else
+        return true;
+    return false;
+}
+
 static engine *open_engine(const bench_opts *o, int max_tokens, int blocks, engine_options *eo, char *what,
                            size_t what_len, errbuf *err) {
     *eo = (engine_options){.n_threads = o->threads, .max_batch_tokens = max_tokens, .block_size = BENCH_BLOCK,
@@ -233,12 +245,9 @@ static engine *open_engine(const bench_opts *o, int max_tokens, int blocks, engi
     char note[ERRBUF_LEN];
     if (!backend_apply_device(&o->dev, 0, eo, note, sizeof note, err)) return NULL;
     if (!o->json && note[0]) log_info("%s", note);
-    if (o->random_weights) {
+    if (o->random_weights) { /* the preset was checked by weights_given */
         gemma_config cfg;
-        if (!config_preset(&cfg, o->preset)) {
-            errbuf_set(err, "unknown preset \"%s\" (choose tiny, 2b or 7b)", o->preset);
-            return NULL;
-        }
+        config_preset(&cfg, o->preset);
         snprintf(what, what_len, "%s (random weights, bf16)", o->preset);
         return engine_create_random(&cfg, 0, 1, o->seed, eo, err);
     }
@@ -275,15 +284,7 @@ int bench_model_main(int argc, char **argv) {
         fprintf(stderr, "facet bench model: --batch and --prefill take comma-separated positive integers\n");
         return 2;
     }
-    if (!o.model && !o.random_weights) {
-        fprintf(stderr, "facet bench model: give --model DIR or --random-weights --preset NAME\n");
-        return 2;
-    }
-    gemma_config preset;
-    if (o.random_weights && !config_preset(&preset, o.preset)) {
-        fprintf(stderr, "facet bench model: unknown preset \"%s\" (choose tiny, 2b or 7b)\n", o.preset);
-        return 2;
-    }
+    if (!weights_given(&o, "model")) return 2;
     if (o.json) log_set_quiet(1);
     int max_tokens = 1, max_batch = 1;
     for (int i = 0; i < np; i++) max_tokens = prefills[i] > max_tokens ? prefills[i] : max_tokens;
@@ -382,15 +383,7 @@ int bench_latency_main(int argc, char **argv) {
                                     "p99 over iterations), each beside the roofline of this machine."};
     int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
     if (rc != ARGS_CONTINUE) return rc;
-    if (!o.model && !o.random_weights) {
-        fprintf(stderr, "facet bench latency: give --model DIR or --random-weights --preset NAME\n");
-        return 2;
-    }
-    gemma_config preset;
-    if (o.random_weights && !config_preset(&preset, o.preset)) {
-        fprintf(stderr, "facet bench latency: unknown preset \"%s\" (choose tiny, 2b or 7b)\n", o.preset);
-        return 2;
-    }
+    if (!weights_given(&o, "latency")) return 2;
     if (o.json) log_set_quiet(1);
     int budget = batch * in < 2048 ? batch * in : 2048;
     if (budget < batch) budget = batch;

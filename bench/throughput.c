@@ -22,6 +22,7 @@
 #include "cli/make_model.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/rng.h"
 #include "model/checkpoint.h"
 
 typedef struct tput_opts {
@@ -65,7 +66,7 @@ static bool run_all(coordinator *co, const tput_opts *o, int vocab, int bos, tpu
     uint64_t rng = o->seed;
     for (int i = 0; i < n; i++) {
         ids[(size_t)i * len] = bos;
-        for (int k = 1; k < len; k++) ids[(size_t)i * len + k] = 3 + (int32_t)(bench_rng_next(&rng) % (uint64_t)(vocab - 3));
+        for (int k = 1; k < len; k++) ids[(size_t)i * len + k] = 3 + (int32_t)(splitmix64_next(&rng) % (uint64_t)(vocab - 3));
     }
     gen_stream **s = calloc((size_t)n, sizeof *s);
     bool *done = calloc((size_t)n, sizeof *done);
@@ -155,11 +156,9 @@ int bench_throughput_main(int argc, char **argv) {
     if (o.max_seqs) co.max_seqs = o.max_seqs;
     if (o.max_batch_tokens) co.max_batch_tokens = o.max_batch_tokens;
     if (o.kv_blocks) co.kv_blocks = o.kv_blocks;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = o.threads ? o.threads : (cpus / o.tp > 0 ? (int)(cpus / o.tp) : 1);
     local_cluster lc;
     tput_result r = {0};
-    bool ok = local_cluster_start(&lc, &co, threads, &o.dev, true, &err);
+    bool ok = local_cluster_start(&lc, &co, o.threads, &o.dev, true, &err);
     if (ok) {
         ok = local_cluster_wait_ready(&lc, 600000, &err) && run_all(lc.co, &o, cfg.vocab_size, cfg.bos_id, &r, &err);
         local_cluster_stop(&lc);

@@ -134,10 +134,6 @@ int cmd_serve(int argc, char **argv) {
             return 1;
         }
     }
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n / o.tp > 0 ? (int)(n / o.tp) : 1;
-    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -148,7 +144,8 @@ int cmd_serve(int argc, char **argv) {
     }
     bool ok = local_cluster_wait_ready(&lc, 600000, &err);
     if (ok) {
-        printf("facet: serving %s with tp=%d (%d thread%s per worker)\n", o.model_dir, o.tp, threads, threads > 1 ? "s" : "");
+        printf("facet: serving %s with tp=%d (%d thread%s per worker)\n", o.model_dir, o.tp, lc.worker_threads,
+               lc.worker_threads > 1 ? "s" : "");
         printf("facet:   HTTP  http://%s:%d  (OpenAI API under /v1; /health, /ready, /metrics)\n", o.host,
                coordinator_http_port(lc.co));
         printf("facet:   gRPC  %s:%d  (facet.v1.Facet, grpc.health.v1.Health)\n", o.host, coordinator_grpc_port(lc.co));

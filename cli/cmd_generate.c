@@ -246,10 +246,8 @@ static bool generate_via_cluster(const gen_options *o, const char *dir, const to
                                  gen_result *r, errbuf *err) {
     coordinator_options co;
     cluster_options(o, dir, r->prompt.n, &co);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = o->threads ? o->threads : (cpus / o->tp > 0 ? (int)(cpus / o->tp) : 1);
     local_cluster lc;
-    if (!local_cluster_start(&lc, &co, threads, &o->dev, true, err)) return false;
+    if (!local_cluster_start(&lc, &co, o->threads, &o->dev, true, err)) return false;
     bool ok = local_cluster_wait_ready(&lc, 600000, err);
     int32_t stop[2];
     int n_stop = 0;
@@ -258,7 +256,7 @@ static bool generate_via_cluster(const gen_options *o, const char *dir, const to
     gen_request req = {.prompt = r->prompt.ids, .prompt_len = r->prompt.n, .sampling = o->sp, .max_tokens = o->max_tokens,
                        .ignore_eos = o->ignore_eos, .stop_ids = stop, .n_stop_ids = n_stop, .return_logits = o->logits};
     r->vocab = cfg->vocab_size;
-    r->threads = threads;
+    r->threads = lc.worker_threads;
     r->kernels = "workers";
     r->finish_reason = "length";
     gen_stream *s = NULL;

@@ -39,7 +39,8 @@ bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int 
     engine_device kind;
     char note[ERRBUF_LEN];
     if (!backend_choose_device(lc->dev.device, &kind, note, sizeof note, err)) return false;
-    lc->worker_threads = worker_threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* 0: the CPUs shared out among the workers */
+    lc->worker_threads = worker_threads > 0 ? worker_threads : cpus / opt->tp > 0 ? (int)(cpus / opt->tp) : 1;
     lc->quiet = quiet;
     lc->co = coordinator_start(opt, err);
     if (!lc->co) return false;

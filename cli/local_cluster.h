@@ -13,13 +13,14 @@ typedef struct local_cluster {
     coordinator *co;
     pid_t pids[64];
     int n_workers;
-    int worker_threads;
+    int worker_threads; /* per worker process (after start: never 0) */
     bool quiet;
     int restarts;
     device_choice dev; /* handed to every worker process */
 } local_cluster;
 
-/* dev: the workers' device options (NULL: the default, auto). */
+/* worker_threads: CPU threads per worker, 0 for CPUs / tp. dev: the workers'
+ * device options (NULL: the default, auto). */
 bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int worker_threads, const device_choice *dev,
                          bool quiet, errbuf *err);
 /* Waits for the group; fails early if a worker process exits. */

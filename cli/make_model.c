@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/mapped_file.h"
 #include "common/numeric.h"
+#include "common/rng.h"
 #include "common/strbuf.h"
 #include "common/threadpool.h"
 #include "coordinator/tokenizer/vocab_builder.h"
@@ -39,14 +40,7 @@ bool make_dirs(const char *path, errbuf *err) {
 
 /* ---- random numbers: a splitmix64 stream per (seed, tensor, chunk) -------- */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float uniform01(uint64_t *s) { return ((float)(splitmix64(s) >> 40) + 0.5f) * (1.0f / 16777216.0f); }
+static float uniform01(uint64_t *s) { return ((float)(splitmix64_next(s) >> 40) + 0.5f) * (1.0f / 16777216.0f); }
 
 typedef struct {
     int index;   /* position in write order: keys the random stream */
@@ -71,7 +65,7 @@ static void fill_chunk(void *p, int task, int thread) {
     const fill_job *j = p;
     uint64_t begin = (uint64_t)task * CHUNK_ELEMS, end = begin + CHUNK_ELEMS < j->n ? begin + CHUNK_ELEMS : j->n;
     uint64_t s = j->seed ^ ((uint64_t)j->t->index << 40) ^ (j->first_chunk + (uint64_t)task);
-    splitmix64(&s);
+    splitmix64_next(&s);
     float std = j->t->is_norm ? NORM_INIT_STD : INIT_STD;
     for (uint64_t i = begin; i < end; i += 2) {
         float r = sqrtf(-2.0f * logf(uniform01(&s))), a = 6.2831853f * uniform01(&s);

@@ -24,6 +24,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/rng.h"
 #include "coordinator/coordinator_impl.h"
 #include "coordinator/metrics.h"
 #include "coordinator/openai.h"
@@ -71,11 +72,10 @@ static uint64_t random64(void) {
     static atomic_uint_fast64_t counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t z = ((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48)) +
-                 0x9E3779B97F4A7C15ull * (atomic_fetch_add(&counter, 1) + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    /* the counter-th step of the stream seeded by time and pid */
+    uint64_t s = ((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48)) +
+                 0x9E3779B97F4A7C15ull * atomic_fetch_add(&counter, 1);
+    return splitmix64_next(&s);
 }
 
 /* Has the client closed its end? (checked while its tokens are awaited) */

@@ -11,15 +11,11 @@
 
 #include "worker/engine.h"
 
-/* Looks for the CUDA module next to the executable and asks it for devices.
- * Returns the device count (0 when none) and says why in `why`. */
-int backend_cuda_probe(char *why, size_t why_len);
-
 /* The CUDA module's table (kernels/cuda/api.h), loaded once and kept; NULL
  * with the reason in `why` when the module is absent, does not load, or is
  * of another API version. */
 struct cuda_api;
-const struct cuda_api *backend_cuda_api(char *why, size_t why_len);
+const struct cuda_api *backend_cuda_api(char *why, size_t why_len); /* its probe says how many GPUs */
 
 /* Resolves --device: "cpu", "cuda" (an error naming why when CUDA cannot
  * start) or "auto" (CUDA when it can start, else the CPU). note gets one

@@ -49,6 +49,12 @@ static float embedding_scale(int d, dtype model_dtype) {
     return s;
 }
 
+/* RoPE frequencies (hd/2), in fp32 as HF computes them. */
+static void rope_inv_freq(const gemma_config *c, float *out) {
+    int hd = c->head_dim;
+    for (int i = 0; i < hd / 2; i++) out[i] = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)hd);
+}
+
 static float *scratch(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63); }
 
 /* The shapes of w without its data (which the device now holds). */
@@ -67,10 +73,14 @@ static engine *create_cuda(model_weights *shape, model_weights *weights, uint64_
         errbuf_set(err, "the CUDA backend is unavailable: %s", why);
         return NULL;
     }
+    float *inv_freq = malloc((size_t)shape->cfg.head_dim / 2 * sizeof *inv_freq);
+    rope_inv_freq(&shape->cfg, inv_freq);
     cuda_engine_desc desc = {
         .cfg = &shape->cfg,
         .tp = shape->tp,
         .weights = weights,
+        .embed_scale = embedding_scale(shape->cfg.hidden_size, shape->model_dtype),
+        .rope_inv_freq = inv_freq,
         .random_seed = seed,
         .device = opt->cuda_device,
         .max_batch_tokens = opt->max_batch_tokens,
@@ -82,6 +92,7 @@ static engine *create_cuda(model_weights *shape, model_weights *weights, uint64_
         .allreduce_ctx = opt->allreduce_ctx,
     };
     cuda_engine *ce = api->engine_create(&desc, err);
+    free(inv_freq);
     if (!ce) return NULL;
     engine *e = calloc(1, sizeof *e);
     e->opt = *opt;
@@ -120,8 +131,7 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
     e->tp = threadpool_create(opt->n_threads);
     int hd = c->head_dim;
     e->inv_freq = scratch((size_t)hd / 2);
-    for (int i = 0; i < hd / 2; i++)
-        e->inv_freq[i] = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)hd);
+    rope_inv_freq(c, e->inv_freq);
     e->emb_scale = embedding_scale(c->hidden_size, e->w.model_dtype);
 
     size_t N = (size_t)opt->max_batch_tokens, d = (size_t)c->hidden_size;

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "common/numeric.h"
+#include "common/rng.h"
 
 /* Big weight buffers go on transparent huge pages where the kernel allows:
  * 512x fewer page faults while loading, fewer TLB misses while streaming. */
@@ -139,14 +140,6 @@ bool weights_load(model_weights *w, const checkpoint *ck, int rank, int tp, errb
     return ok;
 }
 
-/* splitmix64: a fast generator; random weights need no particular stream. */
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static bool random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, uint64_t tensor, size_t *bytes,
                           errbuf *err) {
     size_t n = (size_t)rows * cols;
@@ -154,8 +147,7 @@ static bool random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, u
     if (!data) return errbuf_set(err, "out of memory: a %d x %d random matrix needs %zu MiB", rows, cols, (n * 2) >> 20);
     uint64_t state = seed ^ (tensor * 0xD1B54A32D192ED03ull);
     for (size_t i = 0; i < n; i++) {
-        double u = (double)(splitmix64(&state) >> 11) * (1.0 / 9007199254740992.0); /* [0, 1) */
-        data[i] = f32_to_bf16((float)((2.0 * u - 1.0) * 0.02));
+        data[i] = f32_to_bf16((float)((2.0 * splitmix64_unit(&state) - 1.0) * 0.02));
     }
     *m = (weight_matrix){.dtype = DTYPE_BF16, .rows = rows, .cols = cols, .data = data};
     *bytes += n * sizeof *data;

@@ -28,6 +28,9 @@ typedef struct cuda_engine_desc {
     const gemma_config *cfg;
     tp_layout tp;
     const model_weights *weights; /* host weights to upload, or NULL: random weights made on the device */
+    /* facts worker/engine.c computes once for both engines */
+    float embed_scale;            /* sqrt(d) in the checkpoint's dtype */
+    const float *rope_inv_freq;   /* (head_dim / 2) RoPE frequencies, fp32 */
     uint64_t random_seed;         /* with weights == NULL */
     int device;                   /* CUDA device ordinal */
     int max_batch_tokens;

@@ -1,5 +1,5 @@
-// backend.cu — the CUDA module's entry points (libfacet_cuda.so): the probe
-// and the table of everything else (api.h). worker/backend.c dlopen()s the
+// backend.cu — the CUDA module's one entry point (libfacet_cuda.so): the
+// table of everything it offers (api.h), the device probe first. worker/backend.c dlopen()s the
 // module, so the facet binary never needs a CUDA library to start.
 #include <stdio.h>
 
@@ -33,10 +33,6 @@ static int cuda_probe(char *msg, size_t msg_len) {
     snprintf(msg, msg_len, "%d CUDA device(s); device 0: %s, compute capability %d.%d, %.1f GiB", count, prop.name,
              prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30));
     return count;
-}
-
-extern "C" __attribute__((visibility("default"))) int facet_cuda_probe(char *msg, size_t msg_len) {
-    return cuda_probe(msg, msg_len);
 }
 
 extern "C" __attribute__((visibility("default"))) const cuda_api *facet_cuda_api(void) {

@@ -100,13 +100,6 @@ static bool dev_alloc(void **p, size_t bytes, const char *what, errbuf *err) {
         if (!dev_alloc((void **)&(ptr), (bytes), (what), err)) return false;                                         \
     } while (0)
 
-static float embedding_scale(int d, dtype model_dtype) { // worker/engine.c embedding_scale
-    float s = (float)sqrt((double)d);
-    if (model_dtype == DTYPE_BF16) return __bfloat162float(__float2bfloat16_rn(s));
-    if (model_dtype == DTYPE_F16) return __half2float(__float2half_rn(s));
-    return s;
-}
-
 static size_t align16(size_t x) { return (x + 15) & ~(size_t)15; }
 
 // Layout of the metadata of a step with n tokens and n_seqs sequences.
@@ -218,7 +211,7 @@ static size_t max_partial_rows(const cuda_engine *e) {
     return best * (size_t)e->tp.n_heads;
 }
 
-static bool alloc_scratch(cuda_engine *e, errbuf *err) {
+static bool alloc_scratch(cuda_engine *e, const float *inv_freq, errbuf *err) {
     size_t N = (size_t)e->N, d = (size_t)e->cfg.hidden_size, F = (size_t)e->tp.ffn_size, hd = (size_t)e->cfg.head_dim;
     size_t logit_rows = N < LOGIT_CHUNK ? N : LOGIT_CHUNK;
     DEV_ALLOC(e->x, N * d * 4, "the residual stream");
@@ -233,16 +226,8 @@ static bool alloc_scratch(cuda_engine *e, errbuf *err) {
     DEV_ALLOC(e->partial_o, partial * hd * 4, "split attention outputs");
     DEV_ALLOC(e->partial_ml, partial * 2 * 4, "split attention statistics");
 
-    int half = (int)hd / 2;
-    float *inv = (float *)malloc((size_t)half * 4);
-    if (!inv) return errbuf_set(err, "out of memory");
-    for (int i = 0; i < half; i++) // worker/engine.c: fp32, as HF computes them
-        inv[i] = 1.0f / powf((float)e->cfg.rope_theta, (float)(2 * i) / (float)hd);
-    bool ok = dev_alloc((void **)&e->inv_freq, (size_t)half * 4, "RoPE frequencies", err) &&
-              cuda_check_at(cudaMemcpy(e->inv_freq, inv, (size_t)half * 4, cudaMemcpyHostToDevice), "cudaMemcpy",
-                            __FILE__, __LINE__, err);
-    free(inv);
-    if (!ok) return false;
+    DEV_ALLOC(e->inv_freq, hd / 2 * 4, "RoPE frequencies");
+    CUDA_TRY(cudaMemcpy(e->inv_freq, inv_freq, hd / 2 * 4, cudaMemcpyHostToDevice));
 
     int max_blocks_per_seq = ceil_div(e->cfg.max_position, e->block_size);
     e->max_table = e->N * max_blocks_per_seq;
@@ -319,7 +304,7 @@ static bool engine_init(cuda_engine *e, const cuda_engine_desc *desc, errbuf *er
     e->allreduce = desc->tp.tp_size > 1 ? desc->allreduce : NULL;
     e->allreduce_ctx = desc->allreduce_ctx;
     e->use_graphs = desc->use_graphs && !e->allreduce;
-    e->emb_scale = embedding_scale(c->hidden_size, desc->weights ? desc->weights->model_dtype : DTYPE_BF16);
+    e->emb_scale = desc->embed_scale;
     if (e->N < 1 || e->block_size < 1) return errbuf_set(err, "max_batch_tokens and block_size must be at least 1");
     if (c->head_dim % 16 != 0 || c->head_dim > 256)
         return errbuf_set(err, "the CUDA attention kernels need head_dim a multiple of 16 up to 256 (the model has %d)",
@@ -342,7 +327,7 @@ static bool engine_init(cuda_engine *e, const cuda_engine_desc *desc, errbuf *er
     CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
     if (!attention_init(err)) return false;
     if (!(e->gemm = gemm_create(GEMM_WORKSPACE, err))) return false;
-    return load_weights(e, desc->weights, desc->random_seed, err) && alloc_scratch(e, err) &&
+    return load_weights(e, desc->weights, desc->random_seed, err) && alloc_scratch(e, desc->rope_inv_freq, err) &&
            alloc_cache(e, desc->n_blocks, desc->gpu_memory_utilization > 0 ? desc->gpu_memory_utilization : 0.9f,
                        err);
 }

@@ -10,10 +10,6 @@
 #     every failure counted in the JSON, exit status 1, no crash;
 #   - bench throughput and bench latency print their JSON.
 . "$(dirname "$0")/lib.sh"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; }
-trap cleanup EXIT
 
 "$FACET" make-model --preset tiny --layers 2 --out "$WORK/model" 2>/dev/null
 PORT=$(free_port)

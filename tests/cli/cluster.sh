@@ -18,13 +18,9 @@ if ! /usr/bin/python3 -c "import grpc" 2>/dev/null; then
     exit 1
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GRPC=$(free_port)
 HTTP=$(free_port)
 ADDR=127.0.0.1:$GRPC
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; }
-trap cleanup EXIT
 
 ready() { # ready: 0 when /ready answers 200
     python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$HTTP/ready').status == 200 else 1)" 2>/dev/null

@@ -15,10 +15,6 @@ if [ ! -x "$VENV_PY" ] || ! "$VENV_PY" -c "import openai" 2>/dev/null; then
     exit 1
 fi
 LOAD="python3 $(dirname "$0")/http_load.py"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; }
-trap cleanup EXIT
 
 serve() { # serve NAME HTTP_PORT [options]: waits until it serves
     local name=$1 http=$2

@@ -10,6 +10,13 @@ mkdir -p "$WORK"
 checks=0
 failed=0
 
+# a free TCP port on the loopback interface
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# servers a test starts in the background: append their pids; killed on exit
+pids=()
+kill_background() { [ ${#pids[@]} -eq 0 ] || { kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; }; }
+trap kill_background EXIT
+
 check() { # check "what" command...
     local what=$1
     shift

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 CLIENT="/usr/bin/python3 $(dirname "$0")/grpc_client.py"
 PROTO=$(cd "$(dirname "$0")/../../proto" && pwd)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GRPC=$(free_port)
 HTTP=$(free_port)
 

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "common/numeric.h"
+#include "common/rng.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/sample.h"
 #include "kernels/cuda/api.h"
@@ -38,12 +39,7 @@ static int n_fail, n_pass;
 
 /* ---- inputs --------------------------------------------------------------------- */
 
-static uint64_t next_u64(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t next_u64(void) { return splitmix64_next(&rng_state); }
 static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * (1.0 / 16777216.0)); }
 static int rand_int(int n) { return (int)(next_u64() % (uint64_t)n); }
 
