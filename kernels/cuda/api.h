@@ -20,7 +20,7 @@
 #include "common/error.h"
 #include "worker/engine.h"
 
-#define FACET_CUDA_API_VERSION 1
+#define FACET_CUDA_API_VERSION 2
 
 typedef struct cuda_engine cuda_engine;
 
@@ -52,6 +52,7 @@ typedef struct cuda_op_shape {
     int vocab_begin, k;
     float eps, scale, cap, temperature, top_p;
     uint64_t seed;
+    bool cublas_only; /* GEMM: skip the skinny (n = 1) kernel, to time cuBLASLt on the same shape */
 } cuda_op_shape;
 
 /* Each test_* runs one kernel on host buffers: the inputs go up, the outputs

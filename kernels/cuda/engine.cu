@@ -306,9 +306,7 @@ static bool engine_init(cuda_engine *e, const cuda_engine_desc *desc, errbuf *er
     e->use_graphs = desc->use_graphs && !e->allreduce;
     e->emb_scale = desc->embed_scale;
     if (e->N < 1 || e->block_size < 1) return errbuf_set(err, "max_batch_tokens and block_size must be at least 1");
-    if (c->head_dim % 16 != 0 || c->head_dim > 256)
-        return errbuf_set(err, "the CUDA attention kernels need head_dim a multiple of 16 up to 256 (the model has %d)",
-                          c->head_dim);
+    if (!attention_check_head_dim(c->head_dim, err)) return false;
     if (c->num_heads / c->num_kv_heads > ATTN_MAX_GROUP)
         return errbuf_set(err, "the CUDA decode kernel handles at most %d query heads per kv head (the model has %d)",
                           ATTN_MAX_GROUP, c->num_heads / c->num_kv_heads);

@@ -1,5 +1,11 @@
-// gemm.cu — y = x · wᵀ through cuBLASLt: bf16 operands, fp32 accumulation
-// and output. Reference: kernels/cpu/ops_ref.c ref_matmul.
+// gemm.cu — y = x · wᵀ: bf16 operands, fp32 accumulation and output.
+// Reference: kernels/cpu/ops_ref.c ref_matmul.
+//
+// Two paths, chosen per call by the number of activation rows n:
+//   n = 1 (decode of one sequence): a weight-streaming kernel, bound by
+//     reading w once. Measured on an H200 against cuBLASLt on 7b's decode
+//     weights (docs/PERFORMANCE.md): faster at n = 1 on all four, slower at n = 4.
+//   otherwise: cuBLASLt.
 //
 // Layout: w is (rows, cols) row-major, which is column-major (cols, rows);
 // x (n, cols) row-major is column-major (cols, n); y (n, rows) row-major is
@@ -11,6 +17,64 @@
 #include "kernels/cuda/kernels.cuh"
 
 #define PLAN_SLOTS 4096 // open addressing; shapes beyond it are planned each call
+#define SKINNY_WARPS 8  // output rows per block, a warp each
+#define SKINNY_UNROLL 4 // 16-byte weight loads in flight per lane
+
+// ---- the weight-streaming kernel (n = 1) ---------------------------------------------------
+
+// acc += the dot product of 8 bf16 weights and 8 bf16 activations
+__device__ __forceinline__ float dot8_bf16(uint4 w, uint4 x, float acc) {
+    const __nv_bfloat162 *wp = reinterpret_cast<const __nv_bfloat162 *>(&w);
+    const __nv_bfloat162 *xp = reinterpret_cast<const __nv_bfloat162 *>(&x);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 a = __bfloat1622float2(wp[i]), b = __bfloat1622float2(xp[i]);
+        acc = fmaf(a.x, b.x, acc);
+        acc = fmaf(a.y, b.y, acc);
+    }
+    return acc;
+}
+
+// y (rows) = w (rows, cols) · x (cols): grid ceil(rows / 8), block 256, a warp
+// per output row. w is read once, 16 bytes per load with the streaming hint
+// (nothing reuses it this step), SKINNY_UNROLL loads in flight per lane before
+// any is used; x is small and stays in L1/L2. Requires cols % 8 == 0 and
+// 16-byte aligned x and w. (Tried on H200s, docs/PERFORMANCE.md: one guarded
+// loop instead of this unguarded one plus a tail reached 67% of copy bandwidth
+// on 7b's down projection against 82%; split-K and PDL gained nothing end to end.)
+__global__ void __launch_bounds__(SKINNY_WARPS * 32)
+    skinny_gemm_kernel(float *__restrict__ y, const bf16 *__restrict__ x, const bf16 *__restrict__ w, int rows,
+                       int cols) {
+    const int row = blockIdx.x * SKINNY_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const uint4 *wr = reinterpret_cast<const uint4 *>(w + (size_t)row * cols);
+    const uint4 *xr = reinterpret_cast<const uint4 *>(x);
+    const int vecs = cols / 8;
+    float acc = 0.0f;
+    int v = lane;
+    for (; v + 32 * (SKINNY_UNROLL - 1) < vecs; v += 32 * SKINNY_UNROLL) {
+        uint4 wv[SKINNY_UNROLL];
+#pragma unroll
+        for (int u = 0; u < SKINNY_UNROLL; u++) wv[u] = __ldcs(wr + v + 32 * u);
+#pragma unroll
+        for (int u = 0; u < SKINNY_UNROLL; u++) acc = dot8_bf16(wv[u], __ldg(xr + v + 32 * u), acc);
+    }
+    for (; v < vecs; v += 32) acc = dot8_bf16(__ldcs(wr + v), __ldg(xr + v), acc);
+    acc = warp_sum(acc);
+    if (lane == 0) y[row] = acc;
+}
+
+static bool skinny_fits(const bf16 *x, const bf16 *w, int cols) {
+    return cols % 8 == 0 && (((uintptr_t)x | (uintptr_t)w) & 15) == 0;
+}
+
+static bool launch_skinny(float *y, const bf16 *x, const bf16 *w, int rows, int cols, cudaStream_t s, errbuf *err) {
+    skinny_gemm_kernel<<<ceil_div(rows, SKINNY_WARPS), SKINNY_WARPS * 32, 0, s>>>(y, x, w, rows, cols);
+    LAUNCH_TRY(skinny_gemm_kernel);
+    return true;
+}
+
+// ---- cuBLASLt ----------------------------------------------------------------------------
 
 typedef struct gemm_plan {
     int n, rows, cols; // n == 0: empty slot
@@ -19,6 +83,7 @@ typedef struct gemm_plan {
 } gemm_plan;
 
 struct gemm_ctx {
+    bool skinny; // n = 1 goes to the weight-streaming kernel
     cublasLtHandle_t lt;
     cublasLtMatmulDesc_t desc;
     void *workspace;
@@ -52,6 +117,7 @@ static bool gemm_init(gemm_ctx *g, size_t workspace_bytes, errbuf *err) {
     CUBLAS_TRY(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     CUDA_TRY(cudaMalloc(&g->workspace, workspace_bytes));
     g->workspace_bytes = workspace_bytes;
+    g->skinny = true;
     g->plans = (gemm_plan *)calloc(PLAN_SLOTS, sizeof *g->plans);
     if (!g->plans) return errbuf_set(err, "out of memory for the GEMM plan cache");
     return true;
@@ -121,9 +187,12 @@ static gemm_plan *plan_get(gemm_ctx *g, int n, int rows, int cols, gemm_plan *tm
     return tmp;
 }
 
+void gemm_use_skinny(gemm_ctx *g, bool on) { g->skinny = on; }
+
 bool gemm_bf16(gemm_ctx *g, float *y, const bf16 *x, const bf16 *w, int n, int rows, int cols, cudaStream_t s,
                errbuf *err) {
     if (n == 0) return true;
+    if (n == 1 && g->skinny && skinny_fits(x, w, cols)) return launch_skinny(y, x, w, rows, cols, s, err);
     gemm_plan tmp;
     gemm_plan *p = plan_get(g, n, rows, cols, &tmp, err);
     if (!p) return false;

@@ -34,7 +34,7 @@ bool launch_rope_kv(float *qkv, int n, int stride, int n_heads, int n_kv_heads, 
 typedef struct attn_shape {
     int n_heads;       // H_r, query heads on this rank
     int n_kv_heads;    // K_r, kv heads held
-    int head_dim;      // hd: a multiple of 16, at most 256
+    int head_dim;      // hd: 16, 32, 64, 128 or 256 (the prefill kernel is compiled for these)
     int head_begin;    // first global query head of this rank
     int group;         // H / K (global)
     int kv_head_begin; // first global kv head held
@@ -61,6 +61,8 @@ typedef struct attn_step {
     float *partial_ml;    // (n_decode, H_r, n_splits, 2) each part's (max, sum of exp)
 } attn_step;
 
+// Whether the kernels are compiled for this head size (else err names it).
+bool attention_check_head_dim(int head_dim, errbuf *err);
 // Raises the kernels' shared-memory limits; once per device, before any launch
 // (and outside graph capture).
 bool attention_init(errbuf *err);
@@ -97,11 +99,14 @@ bool launch_topk(int32_t *ids, float *vals, int32_t *n_kept, const float *x, int
 
 // ---- gemm.cu ------------------------------------------------------------------------
 // y (n, rows) fp32 = x (n, cols) bf16 · wᵀ, w (rows, cols) bf16 row-major as in
-// HF checkpoints (ops_ref.c ref_matmul), through cuBLASLt with fp32
-// accumulation. Plans are cached per shape.
+// HF checkpoints (ops_ref.c ref_matmul), fp32 accumulation: a weight-streaming
+// kernel for n = 1 (decode of one sequence), cuBLASLt otherwise (plans cached
+// per shape).
 typedef struct gemm_ctx gemm_ctx;
 gemm_ctx *gemm_create(size_t workspace_bytes, errbuf *err);
 void gemm_free(gemm_ctx *g);
+// false sends n = 1 to cuBLASLt too (gpu_check times both paths); on by default.
+void gemm_use_skinny(gemm_ctx *g, bool on);
 bool gemm_bf16(gemm_ctx *g, float *y, const bf16 *x, const bf16 *w, int n, int rows, int cols, cudaStream_t s,
                errbuf *err);
 

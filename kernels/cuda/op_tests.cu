@@ -108,6 +108,7 @@ static bool t_gemm(const cuda_op_shape *s, const float *x, const uint16_t *w, fl
         return false;
     gemm_ctx *g = gemm_create(32u << 20, err);
     if (!g) return false;
+    if (s->cublas_only) gemm_use_skinny(g, false);
     bool ok = gemm_bf16(g, dy, dx, dw, s->n, s->rows, s->cols, 0, err) && down(y, dy, (size_t)s->n * s->rows, err) &&
               time_op([&](errbuf *e) { return gemm_bf16(g, dy, dx, dw, s->n, s->rows, s->cols, 0, e); }, reps, ms,
                       err);

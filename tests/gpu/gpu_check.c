@@ -115,16 +115,17 @@ static void check_rmsnorm(int n, int d, bool with_delta) {
     free(x), free(delta), free(w), free(out), free(x_out), free(ref), free(xs);
 }
 
-static void check_gemm(int n, int rows, int cols) {
+/* gemm_bf16's own choice of kernel, or cuBLASLt alone (cublas_only) to compare the two on one shape */
+static void check_gemm_path(int n, int rows, int cols, bool cublas_only) {
     char shape[64];
-    snprintf(shape, sizeof shape, "%dx%d . (%dx%d)T", n, cols, rows, cols);
+    snprintf(shape, sizeof shape, "%dx%d . (%dx%d)T%s", n, cols, rows, cols, cublas_only ? " cuBLASLt" : "");
     float *x = rand_f32((size_t)n * cols, 1), *wf = rand_f32((size_t)rows * cols, 0.05f);
     round_all(x, (size_t)n * cols);
     uint16_t *w = to_bf16(wf, (size_t)rows * cols);
     float *y = malloc((size_t)n * rows * 4), *ref = malloc((size_t)n * rows * 4);
     weight_matrix wm = {DTYPE_BF16, rows, cols, w};
     cpu_ops_fast()->matmul(pool, ref, x, n, &wm); /* tests/unit/test_kernels checks it against ops_ref */
-    cuda_op_shape s = {.n = n, .rows = rows, .cols = cols};
+    cuda_op_shape s = {.n = n, .rows = rows, .cols = cols, .cublas_only = cublas_only};
     errbuf err;
     double ms;
     if (!api->test_gemm(&s, x, w, y, reps, &ms, &err)) op_error("gemm", shape, &err);
@@ -132,6 +133,18 @@ static void check_gemm(int n, int rows, int cols) {
         row("gemm", shape, rel_err(y, ref, (size_t)n * rows), TOL_BF16, ms,
             (double)rows * cols * 2 + (double)n * cols * 2 + (double)n * rows * 4, 2.0 * n * rows * (double)cols);
     free(x), free(wf), free(w), free(y), free(ref);
+}
+
+static void check_gemm(int n, int rows, int cols) { check_gemm_path(n, rows, cols, false); }
+
+/* The skinny kernel (n = 1) against cuBLASLt on the 7b decode weights: qkv, o, gate+up, down, and the 2b LM
+ * head. The o matrix (25 MB) fits in the 50-60 MB L2, so its repeated runs read partly from the cache. */
+static void compare_decode_gemms(void) {
+    static const int shapes[][2] = {{12288, 3072}, {3072, 4096}, {49152, 3072}, {3072, 24576}, {256000, 2048}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        check_gemm_path(1, shapes[i][0], shapes[i][1], false);
+        check_gemm_path(1, shapes[i][0], shapes[i][1], true);
+    }
 }
 
 static void check_embed(int n, int vocab_rows, int d, int vocab_begin) {
@@ -378,6 +391,9 @@ static void check_kernels(bool quick) {
     check_gemm(1, 24576, 3072); /* 7b decode: up/gate rows */
     check_gemm(64, 3072, 24576);
     if (!quick) check_gemm(2048, 24576, 3072); /* 7b prefill */
+    if (!quick) compare_decode_gemms();
+    check_gemm(1, 40, 24);    /* the skinny kernel: 3 pieces of 16 bytes per row */
+    check_gemm(1, 1000, 4104); /* ... 513 pieces: more than one round of loads, and a partial one */
     check_embed(9, 300, 48, 100);
     check_embed(64, 128000, 3072, 128000);
     check_rope_kv(3, 4, 1, 16, 4, 4);
@@ -390,6 +406,9 @@ static void check_kernels(bool quick) {
         {"rank 1/2 of MQA (repl. kv)", 4, 1, 256, 4, 8, 0, 3, {10, 0, 700}, {1, 33, 1}},
         {"rank 1/4 of MHA", 4, 4, 256, 4, 1, 4, 3, {0, 90, 2000}, {50, 1, 1}},
         {"long decode 8191", 8, 1, 256, 0, 8, 0, 2, {8190, 4000}, {1, 1}},
+        {"hd64 chunks after a cache", 4, 1, 64, 0, 4, 0, 3, {0, 200, 77}, {129, 150, 63}},
+        {"hd128 MHA", 4, 4, 128, 0, 1, 0, 2, {0, 5}, {200, 90}},
+        {"hd32 GQA", 8, 2, 32, 0, 4, 0, 2, {0, 31}, {65, 2}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_attention(&cases[i], false);
     attn_case dec = {"7b decode 16 x ctx 1024", 16, 16, 256, 0, 1, 0, 16, {0}, {0}};
@@ -398,6 +417,8 @@ static void check_kernels(bool quick) {
     if (!quick) {
         attn_case pre = {"7b prefill 2048", 16, 16, 256, 0, 1, 0, 1, {0}, {2048}};
         check_attention(&pre, true);
+        attn_case pre2b = {"2b prefill 2048", 8, 1, 256, 0, 8, 0, 1, {0}, {2048}};
+        check_attention(&pre2b, true);
     }
     check_geglu(3, 96);
     check_geglu(64, 24576);

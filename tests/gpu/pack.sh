@@ -14,7 +14,7 @@ rm -rf gpu-pack
 mkdir -p gpu-pack/lib
 cp build-gpu/facet build-gpu/gpu_check build-gpu/libfacet_cuda.so gpu-pack/
 [ -f build-gpu/libfacet_nccl.so ] && cp build-gpu/libfacet_nccl.so gpu-pack/
-skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libnccl)'
+skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libresolv\.|libnsl\.|libutil\.|libanl\.|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libnccl)'
 for bin in gpu-pack/facet gpu-pack/gpu_check; do
     ldd "$bin" | awk '$3 ~ /^\// {print $1, $3}' | while read -r name path; do
         [[ "$name" =~ $skip ]] || cp -L "$path" gpu-pack/lib/

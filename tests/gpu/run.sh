@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/gpu/run.sh — everything a GPU machine can tell us, in one go (< 8 min
-# on an H100): every CUDA kernel against its CPU reference (gpu_check), the
+# tests/gpu/run.sh — everything a GPU machine can tell us, in one go (~30 s
+# on an H200): every CUDA kernel against its CPU reference (gpu_check), the
 # CUDA engine against the CPU engine on the HF fixtures, TP=2 on this one GPU
 # with host-staged Gloo all-reduce, then the benchmark tables for the 2b and
 # 7b shapes with their rooflines. The full log goes to $OUT/gpu-run.log when
@@ -48,23 +48,25 @@ py_libs=$(python3 -c 'import nvidia, os; p = os.path.dirname(nvidia.__path__[0])
 [ -n "$py_libs" ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$py_libs
 
 say "$(nvidia-smi -L 2>&1 | head -2)"
+missing=$(ldd "$bin/facet" "$bin/gpu_check" "$bin/libfacet_cuda.so" 2>&1 | grep "not found" | sort -u)
+[ -z "$missing" ] || say "missing shared libraries: $missing"
 say "$("$bin/facet" info 2>&1 | head -5)"
 export FACET_HOME=$log_dir/facet-home # the built-in tiny model is made here
 fx=$root/tests/fixtures/hf
 
-step "kernels + engine vs CPU" 300 "$bin/gpu_check" --model "$fx/mqa-bf16" --model "$fx/mha-bf16" --model "$fx/mqa-f32" --model "$fx/mha-f32"
-step "generate: cuda vs cpu" 120 bash -c "
+step "kernels + engine vs CPU" 180 "$bin/gpu_check" --model "$fx/mqa-bf16" --model "$fx/mha-bf16" --model "$fx/mqa-f32" --model "$fx/mha-f32"
+step "generate: cuda vs cpu" 90 bash -c "
     '$bin/facet' generate --device cpu  --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/gen-cpu.json' &&
     '$bin/facet' generate --device cuda --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/gen-cuda.json' &&
     python3 '$root/tests/gpu/compare_generate.py' '$log_dir/gen-cpu.json' '$log_dir/gen-cuda.json'"
-step "TP=2 on one GPU (Gloo, host-staged)" 180 bash -c "
+step "TP=2 on one GPU (Gloo, host-staged)" 120 bash -c "
     '$bin/facet' generate --tp 2 --device cpu  --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/tp2-cpu.json' &&
     '$bin/facet' generate --tp 2 --device cuda --gpu-memory-utilization 0.3 --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/tp2-cuda.json' &&
     python3 '$root/tests/gpu/compare_generate.py' '$log_dir/tp2-cpu.json' '$log_dir/tp2-cuda.json'"
 for preset in 2b 7b; do
-    step "bench $preset (random weights)" 240 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset $preset --batch 1,8,32,64 --prefill 512,2048 --context 512 --steps 32 | tee '$log_dir/bench-$preset.txt'"
+    step "bench $preset (random weights)" 150 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset $preset --batch 1,8,32,64 --prefill 512,2048 --context 512 --steps 32 | tee '$log_dir/bench-$preset.txt'"
 done
-step "bench 7b batch 1, no CUDA graphs" 120 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset 7b --batch 1 --prefill 16 --no-cuda-graphs | tee '$log_dir/bench-7b-nographs.txt'"
+step "bench 7b batch 1, no CUDA graphs" 60 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset 7b --batch 1 --prefill 16 --no-cuda-graphs | tee '$log_dir/bench-7b-nographs.txt'"
 
 say ""
 say "== kernel table (gpu_check)"
