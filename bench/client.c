@@ -1,4 +1,5 @@
 #include "bench/client.h"
+#include "common/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -140,7 +141,7 @@ static char *request_body(const bench_client_opts *o, const bench_prompt *p, boo
 }
 
 static xfer *xfer_start(const bench_client_opts *o, const bench_prompt *p, bench_record *rec, double t0, CURLM *m) {
-    xfer *x = calloc(1, sizeof *x);
+    xfer *x = xcalloc(1, sizeof *x);
     x->rec = rec;
     x->t0 = t0;
     x->chat = strstr(o->endpoint, "chat") != NULL;
@@ -241,7 +242,7 @@ bool bench_client_run(const bench_client_opts *o, const bench_prompt *prompts, i
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return errbuf_set(err, "libcurl cannot initialise");
     CURLM *m = curl_multi_init();
     if (!m) return errbuf_set(err, "libcurl: no multi handle");
-    double *at = malloc((size_t)n * sizeof *at);
+    double *at = xmalloc((size_t)n * sizeof *at);
     bench_arrivals(o->request_rate, o->burstiness > 0 ? o->burstiness : 1.0, o->seed, n, at);
     memset(recs, 0, (size_t)n * sizeof *recs);
     double t0 = clock_now_s();

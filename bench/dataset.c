@@ -1,4 +1,5 @@
 #include "bench/dataset.h"
+#include "common/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -16,7 +17,7 @@ typedef struct piece_pool {
 
 static bool pool_make(piece_pool *p, const tokenizer *tok, errbuf *err) {
     int V = tokenizer_vocab_size(tok);
-    p->ids = malloc((size_t)V * sizeof *p->ids);
+    p->ids = xmalloc((size_t)V * sizeof *p->ids);
     p->n = 0;
     for (int i = 0; i < V; i++)
         if (tokenizer_piece_type(tok, i) == PIECE_NORMAL) p->ids[p->n++] = i;
@@ -58,7 +59,7 @@ static bool random_text(const tokenizer *tok, const piece_pool *pool, uint64_t *
         ok = tokenizer_encode(tok, sb.data ? sb.data : "", sb.len, ENCODE_PLAIN_TEXT, &count, err);
         *actual = count.n;
         token_list_free(&count);
-        *text = strdup(sb.data ? sb.data : "");
+        *text = xstrdup(sb.data ? sb.data : "");
     }
     token_list_free(&ids);
     strbuf_free(&sb);
@@ -98,7 +99,7 @@ static bool make_random(const bench_dataset_opts *o, const tokenizer *tok, bench
         if (!ok) break;
         if (prefix) { /* prefix + its own part, counted whole */
             size_t a = strlen(prefix), b = strlen(text);
-            char *joined = malloc(a + b + 1);
+            char *joined = xmalloc(a + b + 1);
             memcpy(joined, prefix, a);
             memcpy(joined + a, text, b + 1);
             free(text);
@@ -133,7 +134,7 @@ static bool make_sharegpt(const bench_dataset_opts *o, const tokenizer *tok, ben
         return errbuf_set(err, "%s: not a ShareGPT file (a JSON array of {\"conversations\": [...]})", o->path);
     }
     int n_entries = cJSON_GetArraySize(root);
-    int *order = malloc(((size_t)n_entries + 1) * sizeof *order);
+    int *order = xmalloc(((size_t)n_entries + 1) * sizeof *order);
     for (int i = 0; i < n_entries; i++) order[i] = i;
     uint64_t rng = o->seed;
     for (int i = n_entries - 1; i > 0; i--) { /* shuffle, then take the first that qualify */
@@ -154,7 +155,7 @@ static bool make_sharegpt(const bench_dataset_opts *o, const tokenizer *tok, ben
             break;
         }
         if (in < 4 || out < 4 || in > 1024 || in + out > 2048) continue;
-        p[taken++] = (bench_prompt){strdup(prompt), in, out};
+        p[taken++] = (bench_prompt){xstrdup(prompt), in, out};
     }
     free(order);
     cJSON_Delete(root);
@@ -166,7 +167,7 @@ static bool make_sharegpt(const bench_dataset_opts *o, const tokenizer *tok, ben
 
 bool bench_dataset_make(const bench_dataset_opts *o, const tokenizer *tok, bench_prompt **out, errbuf *err) {
     if (o->num_prompts < 1) return errbuf_set(err, "--num-prompts must be at least 1");
-    bench_prompt *p = calloc((size_t)o->num_prompts, sizeof *p);
+    bench_prompt *p = xcalloc((size_t)o->num_prompts, sizeof *p);
     bool ok;
     if (strcmp(o->kind, "random") == 0 || strcmp(o->kind, "prefix") == 0) ok = make_random(o, tok, p, err);
     else if (strcmp(o->kind, "sharegpt") == 0) ok = make_sharegpt(o, tok, p, err);

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct bench_prompt {
     char *text;

@@ -1,4 +1,5 @@
 #include "bench/metrics.h"
+#include "common/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ double bench_percentile(const double *sorted, size_t n, double p) {
 bench_stats bench_stats_of(const double *x, size_t n) {
     bench_stats s = {0};
     if (n == 0) return s;
-    double *v = malloc(n * sizeof *v), sum = 0;
+    double *v = xmalloc(n * sizeof *v), sum = 0;
     for (size_t i = 0; i < n; i++) sum += v[i] = x[i] * 1e3;
     qsort(v, n, sizeof *v, cmp_double);
     s.mean = sum / (double)n;
@@ -57,8 +58,8 @@ void bench_compute(const bench_record *recs, int n, const bench_slo *slo, bench_
         if (recs[i].end_s > last) last = recs[i].end_s;
         if (recs[i].ok) n_itl += (size_t)recs[i].n_itl;
     }
-    double *ttft = malloc(((size_t)n + 1) * sizeof *ttft), *tpot = malloc(((size_t)n + 1) * sizeof *tpot);
-    double *e2el = malloc(((size_t)n + 1) * sizeof *e2el), *itl = malloc((n_itl + 1) * sizeof *itl);
+    double *ttft = xmalloc(((size_t)n + 1) * sizeof *ttft), *tpot = xmalloc(((size_t)n + 1) * sizeof *tpot);
+    double *e2el = xmalloc(((size_t)n + 1) * sizeof *e2el), *itl = xmalloc((n_itl + 1) * sizeof *itl);
     size_t nt = 0, np = 0, ni = 0;
     for (int i = 0; i < n; i++) {
         const bench_record *r = &recs[i];
@@ -92,7 +93,7 @@ void bench_compute(const bench_record *recs, int n, const bench_slo *slo, bench_
 void bench_record_add_itl(bench_record *r, double gap_s) {
     if (r->n_itl == r->itl_cap) {
         r->itl_cap = r->itl_cap ? 2 * r->itl_cap : 64;
-        r->itl_s = realloc(r->itl_s, (size_t)r->itl_cap * sizeof *r->itl_s);
+        r->itl_s = xrealloc(r->itl_s, (size_t)r->itl_cap * sizeof *r->itl_s);
     }
     r->itl_s[r->n_itl++] = gap_s;
 }

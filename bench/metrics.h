@@ -1,5 +1,5 @@
 /* metrics.h — the serving benchmark's figures from per-request records,
- * defined as vLLM's `vllm bench serve` defines them (BENCHMARKS.md), so the
+ * defined as vLLM's `vllm bench serve` defines them (docs/BENCH.md), so the
  * numbers compare across servers:
  *   TTFT  first streamed chunk with content − send time
  *   ITL   gaps between consecutive content chunks, pooled over requests

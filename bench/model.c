@@ -14,10 +14,10 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "common/alloc.h"
 #include "bench/metrics.h"
-#include "cli/args.h"
-#include "cli/commands.h"
-#include "cli/device_args.h"
+#include "common/args.h"
+#include "cluster/device_args.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "kernels/cpu/roofline.h"
@@ -66,7 +66,7 @@ static int token_of(int seq, int pos, int vocab) { return (int)((1u + (unsigned)
 static bool prefill_context(engine *e, int n_seqs, int context, const int32_t *tables, int per_seq, float *logits,
                             errbuf *err) {
     int V = engine_weights(e)->cfg.vocab_size, budget = engine_max_batch_tokens(e);
-    int32_t *tokens = malloc((size_t)budget * sizeof *tokens);
+    int32_t *tokens = xmalloc((size_t)budget * sizeof *tokens);
     bool ok = true;
     for (int s = 0; s < n_seqs && ok; s++) {
         for (int p = 0; p < context && ok; p += budget) {
@@ -86,9 +86,9 @@ static bool bench_decode(engine *e, int batch, int context, int steps, bench_poi
     if ((long)batch * per_seq > engine_kv_blocks(e))
         return errbuf_set(err, "decode at batch %d with context %d needs %d KV blocks; the engine has %d", batch, context,
                           batch * per_seq, engine_kv_blocks(e));
-    int32_t *tables = malloc((size_t)batch * per_seq * sizeof *tables), *tokens = malloc((size_t)batch * sizeof *tokens);
-    engine_seq *seqs = malloc((size_t)batch * sizeof *seqs);
-    float *logits = malloc((size_t)batch * engine_weights(e)->tp.vocab_size * sizeof *logits);
+    int32_t *tables = xmalloc((size_t)batch * per_seq * sizeof *tables), *tokens = xmalloc((size_t)batch * sizeof *tokens);
+    engine_seq *seqs = xmalloc((size_t)batch * sizeof *seqs);
+    float *logits = xmalloc((size_t)batch * engine_weights(e)->tp.vocab_size * sizeof *logits);
     make_tables(tables, batch, per_seq);
     bool ok = prefill_context(e, batch, context, tables, per_seq, logits, err);
     double t0 = 0;
@@ -114,8 +114,8 @@ static bool bench_prefill(engine *e, int tokens_n, int reps, bench_point *pt, er
     if (tokens_n > engine_max_batch_tokens(e))
         return errbuf_set(err, "prefill of %d tokens exceeds --max-batch-tokens %d", tokens_n, engine_max_batch_tokens(e));
     if (per_seq > engine_kv_blocks(e)) return errbuf_set(err, "prefill of %d tokens needs %d KV blocks", tokens_n, per_seq);
-    int32_t *tables = malloc((size_t)per_seq * sizeof *tables), *tokens = malloc((size_t)tokens_n * sizeof *tokens);
-    float *logits = malloc((size_t)engine_weights(e)->tp.vocab_size * sizeof *logits);
+    int32_t *tables = xmalloc((size_t)per_seq * sizeof *tables), *tokens = xmalloc((size_t)tokens_n * sizeof *tokens);
+    float *logits = xmalloc((size_t)engine_weights(e)->tp.vocab_size * sizeof *logits);
     make_tables(tables, 1, per_seq);
     for (int i = 0; i < tokens_n; i++) tokens[i] = token_of(0, i, V);
     engine_seq q = {0, tokens_n, tables, per_seq, 1};
@@ -324,9 +324,9 @@ static bool latency_iteration(engine *e, int batch, int in, int out, double *pre
                               errbuf *err) {
     int bs = BENCH_BLOCK, per_seq = (in + out + bs - 1) / bs, V = engine_weights(e)->cfg.vocab_size;
     int budget = engine_max_batch_tokens(e);
-    int32_t *tables = malloc((size_t)batch * per_seq * sizeof *tables), *tokens = malloc((size_t)budget * sizeof *tokens);
-    engine_seq *seqs = malloc((size_t)batch * sizeof *seqs);
-    float *logits = malloc((size_t)batch * engine_weights(e)->tp.vocab_size * sizeof *logits);
+    int32_t *tables = xmalloc((size_t)batch * per_seq * sizeof *tables), *tokens = xmalloc((size_t)budget * sizeof *tokens);
+    engine_seq *seqs = xmalloc((size_t)batch * sizeof *seqs);
+    float *logits = xmalloc((size_t)batch * engine_weights(e)->tp.vocab_size * sizeof *logits);
     make_tables(tables, batch, per_seq);
     bool ok = true;
     double t0 = clock_now_s();
@@ -394,8 +394,8 @@ int bench_latency_main(int argc, char **argv) {
     bool ok = e != NULL;
     if (ok && in + out > engine_weights(e)->cfg.max_position)
         ok = errbuf_set(&err, "%d + %d tokens exceed the model's context of %d", in, out, engine_weights(e)->cfg.max_position);
-    double *prefill = malloc((size_t)iters * sizeof *prefill), *decode = malloc((size_t)iters * out * sizeof *decode);
-    double *scratch = malloc((size_t)out * sizeof *scratch), *iter_total = malloc((size_t)iters * sizeof *iter_total);
+    double *prefill = xmalloc((size_t)iters * sizeof *prefill), *decode = xmalloc((size_t)iters * out * sizeof *decode);
+    double *scratch = xmalloc((size_t)out * sizeof *scratch), *iter_total = xmalloc((size_t)iters * sizeof *iter_total);
     for (int i = 0; ok && i < warmup + iters; i++) {
         double p;
         ok = latency_iteration(e, batch, in, out, &p, i < warmup ? scratch : decode + (size_t)(i - warmup) * out, &err);

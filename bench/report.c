@@ -1,4 +1,5 @@
 #include "bench/report.h"
+#include "common/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -290,7 +291,7 @@ bool bench_plot_svg(const char *path, const char *title, const bench_series *s, 
     } else {
         static const char *const stats[] = {"mean", "p50", "p90", "p99"};
         static const char *const tput[] = {"output tok/s", "total tok/s"};
-        double *v = malloc((size_t)n_series * 4 * sizeof *v);
+        double *v = xmalloc((size_t)n_series * 4 * sizeof *v);
         for (size_t k = 0; k < sizeof k_stats / sizeof k_stats[0]; k++) {
             for (int i = 0; i < n_series; i++) {
                 const bench_stats *st = (const bench_stats *)((const char *)&s[i].m[0] + k_stats[k].offset);

@@ -9,13 +9,14 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "common/alloc.h"
 #include "bench/client.h"
 #include "bench/dataset.h"
 #include "bench/report.h"
-#include "cli/args.h"
-#include "cli/commands.h"
+#include "common/args.h"
 #include "common/log.h"
 #include "model/checkpoint.h"
+#include "model/make_model.h"
 
 #define MAX_RATES 16
 
@@ -51,7 +52,7 @@ static int parse_rates(const char *s, double *out, int max) {
 static bool parse_goodput(const char *s, bench_slo *slo, errbuf *err) {
     memset(slo, 0, sizeof *slo);
     if (!s) return true;
-    char *copy = strdup(s), *save = NULL;
+    char *copy = xstrdup(s), *save = NULL;
     bool ok = true;
     for (char *tok = strtok_r(copy, " ,", &save); ok && tok; tok = strtok_r(NULL, " ,", &save)) {
         char *colon = strchr(tok, ':');
@@ -175,8 +176,8 @@ int bench_serve_main(int argc, char **argv) {
                             .temperature = o.temperature, .ignore_eos = !o.no_ignore_eos, .extra_body = o.extra_body,
                             .timeout_s = o.timeout_s,
                             .seed = o.seed, .progress = !o.no_progress && isatty(STDERR_FILENO)};
-    bench_record *recs = calloc((size_t)o.num_prompts, sizeof *recs);
-    bench_metrics *ms = calloc((size_t)n_rates, sizeof *ms);
+    bench_record *recs = xcalloc((size_t)o.num_prompts, sizeof *recs);
+    bench_metrics *ms = xcalloc((size_t)n_rates, sizeof *ms);
     cJSON *runs = cJSON_CreateArray();
     int total_failed = 0;
     char first_error[256] = "";

@@ -14,12 +14,12 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "common/alloc.h"
 #include "bench/dataset.h"
-#include "cli/args.h"
-#include "cli/commands.h"
-#include "cli/device_args.h"
-#include "cli/local_cluster.h"
-#include "cli/make_model.h"
+#include "common/args.h"
+#include "cluster/device_args.h"
+#include "cluster/local_cluster.h"
+#include "model/make_model.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rng.h"
@@ -62,14 +62,14 @@ typedef struct tput_result {
 /* Submits every prompt, then drains every stream. */
 static bool run_all(coordinator *co, const tput_opts *o, int vocab, int bos, tput_result *r, errbuf *err) {
     int n = o->num_prompts, len = o->input_len + 1;
-    int32_t *ids = malloc((size_t)n * len * sizeof *ids);
+    int32_t *ids = xmalloc((size_t)n * len * sizeof *ids);
     uint64_t rng = o->seed;
     for (int i = 0; i < n; i++) {
         ids[(size_t)i * len] = bos;
         for (int k = 1; k < len; k++) ids[(size_t)i * len + k] = 3 + (int32_t)(splitmix64_next(&rng) % (uint64_t)(vocab - 3));
     }
-    gen_stream **s = calloc((size_t)n, sizeof *s);
-    bool *done = calloc((size_t)n, sizeof *done);
+    gen_stream **s = xcalloc((size_t)n, sizeof *s);
+    bool *done = xcalloc((size_t)n, sizeof *done);
     double t0 = clock_now_s();
     for (int i = 0; i < n; i++) {
         gen_request req = {.prompt = ids + (size_t)i * len, .prompt_len = len, .sampling = sampling_params_greedy(),

@@ -5,14 +5,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/args.h"
+#include "common/args.h"
 #include "cli/commands.h"
-#include "cli/device_args.h"
-#include "cli/local_cluster.h"
+#include "cluster/device_args.h"
+#include "cluster/local_cluster.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
-#include "worker/protocol.h"
+#include "model/make_model.h"
+#include "protocol/protocol.h"
 #include "worker/worker.h"
 
 static volatile sig_atomic_t g_stop;

@@ -8,14 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/args.h"
+#include "common/args.h"
+#include "common/alloc.h"
 #include "cli/commands.h"
-#include "cli/device_args.h"
-#include "cli/local_cluster.h"
-#include "cli/make_model.h"
+#include "cluster/device_args.h"
+#include "cluster/local_cluster.h"
+#include "model/make_model.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "coordinator/tokenizer/chat.h"
+#include "tokenizer/chat.h"
 #include "worker/dist_sampler.h"
 #include "worker/engine.h"
 #include "worker/sampler.h"
@@ -47,28 +48,9 @@ typedef struct gen_result {
 
 static void keep_logits(gen_result *r, const float *row, int vocab) {
     r->vocab = vocab;
-    r->logits = realloc(r->logits, (size_t)(r->logit_rows + 1) * vocab * sizeof *r->logits);
+    r->logits = xrealloc(r->logits, (size_t)(r->logit_rows + 1) * vocab * sizeof *r->logits);
     memcpy(r->logits + (size_t)r->logit_rows * vocab, row, (size_t)vocab * sizeof *row);
     r->logit_rows++;
-}
-
-/* ---- the default model ---------------------------------------------------- */
-
-const char *default_model_dir(void) {
-    static char dir[CHECKPOINT_PATH_MAX];
-    const char *home = getenv("FACET_HOME");
-    if (home && *home) snprintf(dir, sizeof dir, "%s/models/tiny", home);
-    else snprintf(dir, sizeof dir, "%s/.cache/facet/models/tiny", getenv("HOME") ? getenv("HOME") : ".");
-    return dir;
-}
-
-bool ensure_default_model(const char *dir, errbuf *err) {
-    char cfg[CHECKPOINT_PATH_MAX];
-    struct stat st;
-    if (checkpoint_path(dir, "config.json", cfg, sizeof cfg) && stat(cfg, &st) == 0) return true;
-    log_info("making the built-in tiny model (random weights) at %s", dir);
-    make_model_options opt = {.preset = "tiny", .seed = 0, .out_dir = dir, .dtype = DTYPE_BF16};
-    return make_model(&opt, err);
 }
 
 /* ---- generation ----------------------------------------------------------- */
@@ -116,9 +98,9 @@ static bool generate(engine *e, const tokenizer *tok, const gen_options *o, gen_
     int max_tokens = o->max_tokens;
     if (r->prompt.n + max_tokens > cfg->max_position) max_tokens = cfg->max_position - r->prompt.n;
     int n_blocks = (r->prompt.n + max_tokens + BLOCK_SIZE - 1) / BLOCK_SIZE;
-    int32_t *blocks = malloc((size_t)n_blocks * sizeof *blocks);
+    int32_t *blocks = xmalloc((size_t)n_blocks * sizeof *blocks);
     for (int i = 0; i < n_blocks; i++) blocks[i] = i;
-    float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
+    float *logits = xmalloc((size_t)cfg->vocab_size * sizeof *logits);
     tp_layout whole = tp_layout_make(cfg, 0, 1);
     seen_tokens seen; /* for penalties: the same sampler as a worker's */
     seen_tokens_init(&seen);
@@ -319,6 +301,13 @@ static bool generate_in_process(const gen_options *o, const char *dir, const tok
 
 static int run(const gen_options *o) {
     errbuf err;
+    engine_device kind;
+    char note[ERRBUF_LEN];
+    /* a device that cannot start is the first thing to say, before any model is made or loaded */
+    if (!backend_choose_device(o->dev.device, &kind, note, sizeof note, &err)) {
+        fprintf(stderr, "facet generate: %s\n", err.msg);
+        return 1;
+    }
     const char *dir = o->model ? o->model : default_model_dir();
     if (!o->model && !ensure_default_model(dir, &err)) {
         fprintf(stderr, "facet generate: %s\n", err.msg);

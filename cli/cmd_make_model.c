@@ -1,9 +1,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/args.h"
+#include "common/args.h"
 #include "cli/commands.h"
-#include "cli/make_model.h"
+#include "model/make_model.h"
 #include "common/log.h"
 
 int cmd_make_model(int argc, char **argv) {

@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cli/args.h"
+#include "common/args.h"
 #include "cli/commands.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "model/checkpoint.h"
 
 /* One line of stdin -> one line of ids, like `spm_encode --output_format=id`:

@@ -5,6 +5,8 @@
 
 #include "common/error.h"
 
+#define FACET_VERSION "0.1.0"
+
 int cmd_make_model(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
@@ -13,11 +15,5 @@ int cmd_coordinator(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-
-
-/* Where the built-in tiny model lives ($FACET_HOME/models/tiny, else
- * ~/.cache/facet/models/tiny); made on first use. */
-const char *default_model_dir(void);
-bool ensure_default_model(const char *dir, errbuf *err);
 
 #endif

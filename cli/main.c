@@ -4,49 +4,12 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "kernels/cpu/roofline.h"
-#include "kernels/cpu/ops.h"
-#include "kernels/cuda/api.h"
-#include "worker/backend.h"
-
-#define FACET_VERSION "0.1.0"
 
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary;
 } command;
-
-int cmd_info(int argc, char **argv) {
-    bool roofline = argc > 1 && strcmp(argv[1], "--roofline") == 0;
-    if (argc > 1 && !roofline) {
-        fprintf(stderr, "facet info: unknown option %s (only --roofline)\n", argv[1]);
-        return 2;
-    }
-    char note[ERRBUF_LEN] = "";
-    engine_device dev = ENGINE_CPU;
-    errbuf err;
-    backend_choose_device("auto", &dev, note, sizeof note, &err);
-    printf("facet %s\n", FACET_VERSION);
-    printf("cpu kernels: %s\n", cpu_ops_select()->name);
-    printf("device (--device auto): %s\n", note[0] ? note : "cpu");
-    if (roofline && dev == ENGINE_CUDA) {
-        const cuda_api *api = backend_cuda_api(note, sizeof note);
-        double gbs = api->copy_bandwidth_gbs(0, &err), tf = api->gemm_tflops(0, 8192, 8192, 8192, &err);
-        if (gbs > 0 && tf > 0)
-            printf("GPU 0: device-to-device copy %.0f GB/s (read + write), bf16 GEMM 8192^3 %.0f TFLOP/s (cuBLASLt)\n", gbs, tf);
-        else
-            printf("GPU 0: cannot measure: %s\n", err.msg);
-    }
-    if (roofline) {
-        threadpool *tp = threadpool_create(0);
-        double gbs = cpu_read_bandwidth_gbs(tp, (size_t)1 << 30, 5);
-        printf("memory read bandwidth: %.1f GB/s (%d threads, best of 5 passes over 1 GiB)\n", gbs, threadpool_size(tp));
-        printf("fp32 FMA rate: %.1f GFLOP/s (%d threads, AVX2, registers only)\n", cpu_fma_gflops(tp), threadpool_size(tp));
-        threadpool_free(tp);
-    }
-    return 0;
-}
 
 static const command k_commands[] = {
     {"serve", cmd_serve, "start a coordinator and N local workers, and serve"},

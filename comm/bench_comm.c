@@ -11,6 +11,7 @@
  * link. Every result of every iteration is checked against the exact sum
  * (the data are small integers); any wrong element makes the exit status 1. */
 #include "comm/bench_comm.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -258,7 +259,7 @@ static void *bench_rank_main(void *p) {
     const bench_options *o = &g->opt;
     errbuf *err = &g->errs[self->rank];
     comm *c = bench_connect(g, self->rank, err);
-    float *buf = malloc(o->max_bytes);
+    float *buf = xmalloc(o->max_bytes);
     bool ok = c != NULL;
     if (ok && !buf) ok = errbuf_set(err, "out of memory for a %zu-byte buffer", o->max_bytes);
     for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= 2) {
@@ -280,10 +281,10 @@ static bool bench_group_init(bench_group *g, const bench_options *o) {
     *g = (bench_group){.opt = *o};
     size_t T = (size_t)o->ranks;
     g->store = comm_store_local_create();
-    g->times = calloc(T * (size_t)o->iters, sizeof *g->times);
-    g->wrong = calloc(T, sizeof *g->wrong);
-    g->rank_failed = calloc(T, sizeof *g->rank_failed);
-    g->errs = calloc(T, sizeof *g->errs);
+    g->times = xcalloc(T * (size_t)o->iters, sizeof *g->times);
+    g->wrong = xcalloc(T, sizeof *g->wrong);
+    g->rank_failed = xcalloc(T, sizeof *g->rank_failed);
+    g->errs = xcalloc(T, sizeof *g->errs);
     g->step_ready = pthread_barrier_init(&g->step, NULL, (unsigned)o->ranks) == 0;
     return g->store && g->times && g->wrong && g->rank_failed && g->errs && g->step_ready;
 }

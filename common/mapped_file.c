@@ -1,4 +1,5 @@
 #include "common/mapped_file.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +50,7 @@ char *file_read_all(const char *path, size_t *size_out, size_t max_size, errbuf 
         return NULL;
     }
     size_t cap = 4096, len = 0;
-    char *buf = malloc(cap + 1);
+    char *buf = xmalloc(cap + 1);
     for (;;) {
         if (len == cap) {
             if (cap >= max_size) {
@@ -59,7 +60,7 @@ char *file_read_all(const char *path, size_t *size_out, size_t max_size, errbuf 
                 return NULL;
             }
             cap *= 2;
-            buf = realloc(buf, cap + 1);
+            buf = xrealloc(buf, cap + 1);
         }
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;

@@ -1,4 +1,5 @@
 #include "common/strbuf.h"
+#include "common/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ void strbuf_reserve(strbuf *sb, size_t extra) {
     if (sb->len + extra + 1 <= sb->cap) return;
     size_t cap = sb->cap ? sb->cap : 64;
     while (cap < sb->len + extra + 1) cap *= 2;
-    sb->data = realloc(sb->data, cap);
+    sb->data = xrealloc(sb->data, cap);
     sb->cap = cap;
 }
 

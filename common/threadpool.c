@@ -1,4 +1,5 @@
 #include "common/threadpool.h"
+#include "common/alloc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -59,17 +60,17 @@ threadpool *threadpool_create(int n_threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n > 0 ? (int)n : 1;
     }
-    threadpool *tp = calloc(1, sizeof *tp);
+    threadpool *tp = xcalloc(1, sizeof *tp);
     tp->n_threads = n_threads;
     pthread_mutex_init(&tp->mu, NULL);
     pthread_cond_init(&tp->work_cv, NULL);
     pthread_cond_init(&tp->done_cv, NULL);
-    tp->threads = calloc((size_t)n_threads, sizeof *tp->threads);
+    tp->threads = xcalloc((size_t)n_threads, sizeof *tp->threads);
     for (int i = 1; i < n_threads; i++) {
-        helper_arg *arg = malloc(sizeof *arg);
+        helper_arg *arg = xmalloc(sizeof *arg);
         arg->tp = tp;
         arg->index = i;
-        pthread_create(&tp->threads[i], NULL, helper_main, arg);
+        facet_thread_start(&tp->threads[i], helper_main, arg, "thread pool");
     }
     return tp;
 }

@@ -5,20 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
-#include "coordinator/coordinator_impl.h"
+#include "coordinator/api.h"
 #include "coordinator/metrics.h"
 #include "coordinator/session.h"
-#include "coordinator/tokenizer/chat.h"
 #include "facet/v1/generate.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
-#include "worker/protocol.h"
+#include "protocol/protocol.h"
+#include "tokenizer/chat.h"
 
 #define DEFAULT_MAX_TOKENS 16
 #define EVENT_POLL_MS 100
 
 /* The prompt's ids: given, or tokenized (with <bos>, or the chat template). */
-static bool prompt_ids(coordinator *co, const Facet__V1__GenerateRequest *req, token_list *ids, int *code, errbuf *err) {
+static bool prompt_ids(const frontend *fe, const Facet__V1__GenerateRequest *req, token_list *ids, int *code, errbuf *err) {
     *code = RPC_INVALID_ARGUMENT;
     if (req->input_case == FACET__V1__GENERATE_REQUEST__INPUT_TOKEN_IDS) {
         for (size_t i = 0; req->token_ids && i < req->token_ids->n_ids; i++) token_list_push(ids, req->token_ids->ids[i]);
@@ -26,32 +27,32 @@ static bool prompt_ids(coordinator *co, const Facet__V1__GenerateRequest *req, t
     }
     if (req->input_case != FACET__V1__GENERATE_REQUEST__INPUT_PROMPT || !req->prompt[0])
         return errbuf_set(err, "the prompt is empty (give prompt or token_ids)");
-    if (!co->tok) {
+    if (!fe->model->tok) {
         *code = RPC_FAILED_PRECONDITION;
         return errbuf_set(err, "this model has no tokenizer.model: give token_ids instead of prompt");
     }
     if (req->chat) {
         chat_message m = {"user", req->prompt, strlen(req->prompt)};
-        return chat_encode(co->tok, &m, 1, ids, err);
+        return chat_encode(fe->model->tok, &m, 1, ids, err);
     }
-    if (tokenizer_bos_id(co->tok) >= 0) token_list_push(ids, tokenizer_bos_id(co->tok));
-    return tokenizer_encode(co->tok, req->prompt, strlen(req->prompt), 0, ids, err);
+    if (tokenizer_bos_id(fe->model->tok) >= 0) token_list_push(ids, tokenizer_bos_id(fe->model->tok));
+    return tokenizer_encode(fe->model->tok, req->prompt, strlen(req->prompt), 0, ids, err);
 }
 
 /* The API key, when one is set, as gRPC metadata "authorization: Bearer KEY". */
-static bool authorized(coordinator *co, rpc_call *call) {
-    if (!co->opt.api_key) return true;
+static bool authorized(const frontend *fe, rpc_call *call) {
+    if (!fe->api_key) return true;
     char value[512];
     const char *v = rpc_call_metadata(call, "authorization", value, sizeof value);
-    return v && strncmp(v, "Bearer ", 7) == 0 && strcmp(v + 7, co->opt.api_key) == 0;
+    return v && strncmp(v, "Bearer ", 7) == 0 && strcmp(v + 7, fe->api_key) == 0;
 }
 
-static gen_request build_request(coordinator *co, const Facet__V1__GenerateRequest *req, const token_list *ids,
+static gen_request build_request(const frontend *fe, const Facet__V1__GenerateRequest *req, const token_list *ids,
                                  int32_t *stop, int *n_stop) {
     const Facet__V1__SamplingParams *sp = req->sampling;
     *n_stop = 0;
     for (size_t i = 0; i < req->n_stop_token_ids && *n_stop < 63; i++) stop[(*n_stop)++] = req->stop_token_ids[i];
-    if (req->chat && co->eot_id >= 0) stop[(*n_stop)++] = co->eot_id;
+    if (req->chat && fe->model->eot_id >= 0) stop[(*n_stop)++] = fe->model->eot_id;
     gen_request g = {
         .prompt = ids->ids,
         .prompt_len = ids->n,
@@ -72,7 +73,7 @@ static gen_request build_request(coordinator *co, const Facet__V1__GenerateReque
 }
 
 /* One GenerateResponse per delta; false when the client is gone. */
-static bool send_delta(coordinator *co, rpc_call *call, const Facet__V1__GenerateRequest *req, const session_delta *d,
+static bool send_delta(const frontend *fe, rpc_call *call, const Facet__V1__GenerateRequest *req, const session_delta *d,
                        const token_list *prompt, bool first, int completion) {
     Facet__V1__GenerateResponse msg = FACET__V1__GENERATE_RESPONSE__INIT;
     Facet__V1__Usage usage = FACET__V1__USAGE__INIT;
@@ -91,9 +92,9 @@ static bool send_delta(coordinator *co, rpc_call *call, const Facet__V1__Generat
             top.n_ids = top.n_logprobs = (size_t)d->n_top, top.ids = top_ids, top.logprobs = top_lps;
             msg.n_top_logprobs = 1, msg.top_logprobs = tops;
         }
-        if (d->logits) msg.n_logits = (size_t)co->cfg.vocab_size, msg.logits = d->logits;
+        if (d->logits) msg.n_logits = (size_t)fe->model->cfg.vocab_size, msg.logits = d->logits;
     }
-    char *text = strndup(d->text, d->text_len);
+    char *text = xstrndup(d->text, d->text_len);
     msg.text = text;
     if (d->finish) {
         msg.finish_reason = strcmp(d->finish, "stop") == 0 ? FACET__V1__FINISH_REASON__FINISH_REASON_STOP
@@ -107,11 +108,10 @@ static bool send_delta(coordinator *co, rpc_call *call, const Facet__V1__Generat
     return ok;
 }
 
-void api_handle_generate(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    coordinator *co = ctx;
-    if (!authorized(co, call)) return rpc_call_finish(call, RPC_UNAUTHENTICATED, "a valid API key is required (metadata authorization: Bearer <key>)");
-    Facet__V1__GenerateRequest *req = facet__v1__generate_request__unpack(NULL, len, data);
-    if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "Generate: malformed request");
+void api_handle_generate(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
+    const frontend *fe = ctx;
+    if (!authorized(fe, call)) return rpc_call_finish(call, RPC_UNAUTHENTICATED, "a valid API key is required (metadata authorization: Bearer <key>)");
+    const Facet__V1__GenerateRequest *req = (const Facet__V1__GenerateRequest *)request;
     token_list ids;
     token_list_init(&ids);
     errbuf err;
@@ -123,18 +123,17 @@ void api_handle_generate(void *ctx, rpc_call *call, const uint8_t *data, size_t 
     } else if (req->top_logprobs > SAMPLER_MAX_TOP_LOGPROBS) {
         code = RPC_INVALID_ARGUMENT;
         errbuf_set(&err, "top_logprobs must be at most %d", SAMPLER_MAX_TOP_LOGPROBS);
-    } else if (prompt_ids(co, req, &ids, &code, &err)) {
+    } else if (prompt_ids(fe, req, &ids, &code, &err)) {
         int32_t stop[64];
         int n_stop;
-        gen_request g = build_request(co, req, &ids, stop, &n_stop);
-        s = session_start(co, &g, (const char *const *)req->stop, (int)req->n_stop, &code, &err);
+        gen_request g = build_request(fe, req, &ids, stop, &n_stop);
+        s = session_start(fe, &g, (const char *const *)req->stop, (int)req->n_stop, &code, &err);
     } else {
-        metrics_request_done(co->metrics, OUTCOME_INVALID, 0, 0, -1, -1);
+        metrics_request_done(fe->metrics, OUTCOME_INVALID, 0, 0, -1, -1);
     }
     if (!s) {
         rpc_call_finish(call, code, err.msg);
         token_list_free(&ids);
-        facet__v1__generate_request__free_unpacked(req, NULL);
         return;
     }
     bool first = true;
@@ -151,7 +150,7 @@ void api_handle_generate(void *ctx, rpc_call *call, const uint8_t *data, size_t 
             rpc_call_finish(call, d.error_code, d.error);
             break;
         }
-        bool sent = send_delta(co, call, req, &d, &ids, first, session_completion_tokens(s));
+        bool sent = send_delta(fe, call, req, &d, &ids, first, session_completion_tokens(s));
         first = false;
         free(d.logits);
         if (!sent) {
@@ -163,28 +162,22 @@ void api_handle_generate(void *ctx, rpc_call *call, const uint8_t *data, size_t 
     rpc_call_finish(call, RPC_OK, NULL);
     session_end(s);
     token_list_free(&ids);
-    facet__v1__generate_request__free_unpacked(req, NULL);
 }
 
-void api_handle_tokenize(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    coordinator *co = ctx;
-    Facet__V1__TokenizeRequest *req = facet__v1__tokenize_request__unpack(NULL, len, data);
-    if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "Tokenize: malformed request");
-    if (!co->tok) {
-        rpc_call_finish(call, RPC_FAILED_PRECONDITION, "this model has no tokenizer.model");
-        facet__v1__tokenize_request__free_unpacked(req, NULL);
-        return;
-    }
+void api_handle_tokenize(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
+    const frontend *fe = ctx;
+    const Facet__V1__TokenizeRequest *req = (const Facet__V1__TokenizeRequest *)request;
+    if (!fe->model->tok) return rpc_call_finish(call, RPC_FAILED_PRECONDITION, "this model has no tokenizer.model");
     token_list ids;
     token_list_init(&ids);
     errbuf err;
     bool ok;
     if (req->chat) {
         chat_message m = {"user", req->text, strlen(req->text)};
-        ok = chat_encode(co->tok, &m, 1, &ids, &err);
+        ok = chat_encode(fe->model->tok, &m, 1, &ids, &err);
     } else {
-        if (req->add_bos && tokenizer_bos_id(co->tok) >= 0) token_list_push(&ids, tokenizer_bos_id(co->tok));
-        ok = tokenizer_encode(co->tok, req->text, strlen(req->text), 0, &ids, &err);
+        if (req->add_bos && tokenizer_bos_id(fe->model->tok) >= 0) token_list_push(&ids, tokenizer_bos_id(fe->model->tok));
+        ok = tokenizer_encode(fe->model->tok, req->text, strlen(req->text), 0, &ids, &err);
     }
     if (ok) {
         Facet__V1__TokenizeResponse resp = FACET__V1__TOKENIZE_RESPONSE__INIT;
@@ -195,46 +188,43 @@ void api_handle_tokenize(void *ctx, rpc_call *call, const uint8_t *data, size_t 
         rpc_call_finish(call, RPC_INVALID_ARGUMENT, err.msg);
     }
     token_list_free(&ids);
-    facet__v1__tokenize_request__free_unpacked(req, NULL);
 }
 
-void api_handle_model_info(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    coordinator *co = ctx;
-    (void)data, (void)len;
+void api_handle_model_info(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
+    const frontend *fe = ctx;
+    (void)request;
     Facet__V1__ModelInfoResponse resp = FACET__V1__MODEL_INFO_RESPONSE__INIT;
-    resp.model = (char *)co->opt.model_dir;
+    resp.model = (char *)fe->model->dir;
     resp.architecture = "GemmaForCausalLM";
-    resp.vocab_size = (uint32_t)co->cfg.vocab_size;
-    resp.context_length = (uint32_t)co->cfg.max_position;
-    resp.num_layers = (uint32_t)co->cfg.num_layers;
-    resp.hidden_size = (uint32_t)co->cfg.hidden_size;
-    resp.num_heads = (uint32_t)co->cfg.num_heads;
-    resp.num_kv_heads = (uint32_t)co->cfg.num_kv_heads;
-    resp.tp_size = (uint32_t)co->opt.tp;
+    resp.vocab_size = (uint32_t)fe->model->cfg.vocab_size;
+    resp.context_length = (uint32_t)fe->model->cfg.max_position;
+    resp.num_layers = (uint32_t)fe->model->cfg.num_layers;
+    resp.hidden_size = (uint32_t)fe->model->cfg.hidden_size;
+    resp.num_heads = (uint32_t)fe->model->cfg.num_heads;
+    resp.num_kv_heads = (uint32_t)fe->model->cfg.num_kv_heads;
+    resp.tp_size = (uint32_t)fe->tp;
     resp.protocol_version = FACET_PROTOCOL_VERSION;
-    pthread_mutex_lock(&co->mu);
-    resp.ready = co->group == GROUP_READY;
-    resp.epoch = co->epoch;
-    pthread_mutex_unlock(&co->mu);
+    coordinator_stats st;
+    scheduler_stats(fe->sched, &st);
+    resp.ready = st.ready;
+    resp.epoch = st.epoch;
     rpc_call_reply(call, &resp.base);
 }
 
-void api_handle_health_check(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    coordinator *co = ctx;
-    Grpc__Health__V1__HealthCheckRequest *req = grpc__health__v1__health_check_request__unpack(NULL, len, data);
-    const char *service = req ? req->service : "";
+void api_handle_health_check(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
+    const frontend *fe = ctx;
+    const char *service = ((const Grpc__Health__V1__HealthCheckRequest *)request)->service;
     Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     if (service[0] && strcmp(service, "facet.v1.Facet") != 0) {
         resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
     } else {
-        resp.status = coordinator_ready(co, NULL, 0) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+        resp.status = scheduler_ready(fe->sched, NULL, 0) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                                                      : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     }
     rpc_call_reply(call, &resp.base);
-    if (req) grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 }
 
-void api_handle_health_watch(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    (void)ctx, (void)data, (void)len;
+void api_handle_health_watch(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
+    (void)ctx, (void)request;
     rpc_call_finish(call, RPC_UNIMPLEMENTED, "Watch is not implemented: poll Check");
 }

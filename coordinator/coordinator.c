@@ -1,55 +1,43 @@
-/* coordinator.c — starting and stopping the coordinator, readiness, and the
- * key-value store workers rendezvous through (see coordinator_impl.h). */
+/* coordinator.c — the coordinator assembled from its parts (coordinator.h):
+ * who is created first, who is given to whom, the gRPC method table, and
+ * the order of shutdown. No logic of its own beyond that. */
+#include "coordinator/coordinator.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
-#include "common/log.h"
-#include "coordinator/coordinator_impl.h"
+#include "coordinator/api.h"
+#include "coordinator/frontend.h"
+#include "coordinator/http.h"
+#include "coordinator/kv_store.h"
+#include "coordinator/membership.h"
 #include "coordinator/metrics.h"
-#include "coordinator/tokenizer/chat.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/served_model.h"
+#include "facet/v1/generate.pb-c.h"
 #include "facet/v1/worker.pb-c.h"
-#include "model/checkpoint.h"
-#include "model/tensors.h"
-#include "worker/protocol.h"
+#include "grpc/health/v1/health.pb-c.h"
 
-const char *coordinator_model_name(const coordinator *co) { return co->model_name; }
+#define N_METHODS 8
 
-void coordinator_begin_drain(coordinator *co) {
-    pthread_mutex_lock(&co->mu);
-    co->draining = true;
-    pthread_mutex_unlock(&co->mu);
-}
-
-bool coordinator_draining(coordinator *co) {
-    pthread_mutex_lock(&co->mu);
-    bool d = co->draining || co->stopping;
-    pthread_mutex_unlock(&co->mu);
-    return d;
-}
-
-bool coordinator_idle(coordinator *co) {
-    pthread_mutex_lock(&co->mu);
-    bool idle = co->n_running == 0 && co->n_waiting == 0;
-    pthread_mutex_unlock(&co->mu);
-    return idle;
-}
-
-/* The name clients use: --served-model-name, else the directory's name. */
-static void set_model_name(coordinator *co) {
-    if (co->opt.served_model_name) {
-        snprintf(co->model_name, sizeof co->model_name, "%s", co->opt.served_model_name);
-        return;
-    }
-    char dir[sizeof co->model_name];
-    snprintf(dir, sizeof dir, "%s", co->opt.model_dir);
-    size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0';
-    const char *base = strrchr(dir, '/');
-    snprintf(co->model_name, sizeof co->model_name, "%s", base ? base + 1 : dir);
-}
+struct coordinator {
+    coordinator_options opt;
+    served_model model;
+    metrics *metrics;
+    kv_store *store;
+    membership *members;
+    scheduler *sched;
+    frontend fe;
+    rpc_method methods[N_METHODS];
+    rpc_server *grpc;
+    int grpc_port;
+    http_server *http;
+    bool stopped;
+};
 
 void coordinator_options_default(coordinator_options *o) {
     memset(o, 0, sizeof *o);
@@ -69,85 +57,99 @@ void coordinator_options_default(coordinator_options *o) {
     o->drain_timeout_ms = 30000;
 }
 
-/* ---- the rendezvous key-value store ------------------------------------------- */
+static bool start_grpc(coordinator *co, errbuf *err) {
+    const rpc_method methods[N_METHODS] = {
+        {RPC_COORD_REGISTER, &facet__v1__register_request__descriptor, membership_handle_register, co->members},
+        {RPC_COORD_KV_SET, &facet__v1__kv_set_request__descriptor, kv_store_handle_set, co->store},
+        {RPC_COORD_KV_GET, &facet__v1__kv_get_request__descriptor, kv_store_handle_get, co->store},
+        {RPC_FACET_GENERATE, &facet__v1__generate_request__descriptor, api_handle_generate, &co->fe},
+        {RPC_FACET_TOKENIZE, &facet__v1__tokenize_request__descriptor, api_handle_tokenize, &co->fe},
+        {RPC_FACET_MODEL_INFO, &facet__v1__model_info_request__descriptor, api_handle_model_info, &co->fe},
+        {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, api_handle_health_check, &co->fe},
+        {RPC_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, api_handle_health_watch, &co->fe},
+    };
+    memcpy(co->methods, methods, sizeof methods);
+    char addr[300];
+    snprintf(addr, sizeof addr, "%s:%d", co->opt.host, co->opt.grpc_port);
+    co->grpc = rpc_server_start(addr, co->methods, N_METHODS, co->opt.grpc_threads, &co->grpc_port, err);
+    return co->grpc != NULL;
+}
 
-static kv_entry *kv_find(coordinator *co, const char *key) {
-    for (int i = 0; i < co->n_kv; i++)
-        if (strcmp(co->kv[i].key, key) == 0) return &co->kv[i];
+static void make_parts(coordinator *co) {
+    const coordinator_options *o = &co->opt;
+    co->metrics = metrics_create();
+    co->store = kv_store_create();
+    scheduler_options so = {.block_size = o->block_size, .max_batch_tokens = o->max_batch_tokens, .max_seqs = o->max_seqs,
+                            .max_queue = o->max_queue, .step_timeout_ms = o->step_timeout_ms};
+    co->sched = scheduler_create(&so, &co->model, co->metrics);
+    membership_options mo = {.model_dir = o->model_dir, .tp = o->tp, .heartbeat_ms = o->heartbeat_ms,
+                             .lease_ms = o->lease_ms, .load_timeout_ms = o->load_timeout_ms,
+                             .comm_timeout_ms = o->comm_timeout_ms, .block_size = o->block_size,
+                             .kv_blocks = o->kv_blocks, .max_batch_tokens = o->max_batch_tokens};
+    co->members = membership_create(&mo, co->store, scheduler_on_group_event, co->sched);
+    co->fe = (frontend){.sched = co->sched, .model = &co->model, .metrics = co->metrics, .tp = o->tp,
+                        .api_key = o->api_key, .max_body_bytes = o->max_body_bytes};
+}
+
+static void free_parts(coordinator *co) {
+    membership_free(co->members);
+    scheduler_free(co->sched);
+    kv_store_free(co->store);
+    metrics_free(co->metrics);
+    served_model_free(&co->model);
+}
+
+coordinator *coordinator_start(const coordinator_options *opt, errbuf *err) {
+    if (opt->tp < 1 || opt->tp > FACET_MAX_TP) {
+        errbuf_set(err, "--tp %d is out of range [1, %d]", opt->tp, FACET_MAX_TP);
+        return NULL;
+    }
+    coordinator *co = xcalloc(1, sizeof *co);
+    co->opt = *opt;
+    if (!co->opt.host) co->opt.host = "127.0.0.1";
+    if (!served_model_load(&co->model, opt->model_dir, opt->served_model_name, opt->tp, err)) {
+        free(co);
+        return NULL;
+    }
+    make_parts(co);
+    if (!start_grpc(co, err)) goto fail;
+    if (opt->http_port >= 0) {
+        co->http = http_start(&co->fe, co->opt.host, opt->http_port, err);
+        if (!co->http) {
+            rpc_server_stop(co->grpc);
+            goto fail;
+        }
+    }
+    scheduler_start(co->sched, co->members);
+    membership_start(co->members);
+    return co;
+fail:
+    free_parts(co);
+    free(co);
     return NULL;
 }
 
-static void handle_kv_set(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    coordinator *co = ctx;
-    Facet__V1__KvSetRequest *req = facet__v1__kv_set_request__unpack(NULL, len, data);
-    if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "KvSet: malformed request");
-    pthread_mutex_lock(&co->mu);
-    kv_entry *e = kv_find(co, req->key);
-    if (!e) {
-        if (co->n_kv == co->cap_kv) {
-            co->cap_kv = co->cap_kv ? 2 * co->cap_kv : 64;
-            co->kv = realloc(co->kv, (size_t)co->cap_kv * sizeof *co->kv);
-        }
-        e = &co->kv[co->n_kv++];
-        e->key = strdup(req->key);
-        e->value = NULL;
-    }
-    free(e->value);
-    e->len = req->value.len;
-    e->value = malloc(e->len ? e->len : 1);
-    memcpy(e->value, req->value.data, e->len);
-    pthread_mutex_unlock(&co->mu);
-    Facet__V1__KvSetResponse resp = FACET__V1__KV_SET_RESPONSE__INIT;
-    rpc_call_reply(call, &resp.base);
-    facet__v1__kv_set_request__free_unpacked(req, NULL);
+void coordinator_begin_drain(coordinator *co) { scheduler_begin_drain(co->sched); }
+bool coordinator_draining(coordinator *co) { return scheduler_draining(co->sched); }
+bool coordinator_idle(coordinator *co) { return scheduler_idle(co->sched); }
+
+void coordinator_drain(coordinator *co) {
+    if (co->stopped) return;
+    co->stopped = true;
+    scheduler_stop(co->sched); /* requests end with "shutting down" after the step in flight */
+    membership_stop(co->members);
 }
 
-static void handle_kv_get(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    coordinator *co = ctx;
-    Facet__V1__KvGetRequest *req = facet__v1__kv_get_request__unpack(NULL, len, data);
-    if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "KvGet: malformed request");
-    Facet__V1__KvGetResponse resp = FACET__V1__KV_GET_RESPONSE__INIT;
-    pthread_mutex_lock(&co->mu);
-    kv_entry *e = kv_find(co, req->key);
-    uint8_t *copy = NULL;
-    if (e) {
-        copy = malloc(e->len ? e->len : 1);
-        memcpy(copy, e->value, e->len);
-        resp.found = 1;
-        resp.value.data = copy;
-        resp.value.len = e->len;
-    }
-    pthread_mutex_unlock(&co->mu);
-    rpc_call_reply(call, &resp.base);
-    free(copy);
-    facet__v1__kv_get_request__free_unpacked(req, NULL);
+void coordinator_stop(coordinator *co) {
+    if (!co) return;
+    coordinator_drain(co);
+    http_stop(co->http);
+    rpc_server_stop(co->grpc);
+    free_parts(co);
+    free(co);
 }
 
-/* Keys of older epochs are of no use once a new group forms. */
-void kv_drop_before_epoch(coordinator *co, uint64_t epoch) {
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "epoch-%llu/", (unsigned long long)epoch);
-    int k = 0;
-    for (int i = 0; i < co->n_kv; i++) {
-        if (strncmp(co->kv[i].key, "epoch-", 6) == 0 && strtoull(co->kv[i].key + 6, NULL, 10) < epoch) {
-            free(co->kv[i].key);
-            free(co->kv[i].value);
-        } else {
-            co->kv[k++] = co->kv[i];
-        }
-    }
-    co->n_kv = k;
-}
-
-/* ---- readiness -------------------------------------------------------------------------- */
-
-bool coordinator_ready(coordinator *co, char *why, size_t why_len) {
-    pthread_mutex_lock(&co->mu);
-    bool ready = co->group == GROUP_READY;
-    if (!ready && why) snprintf(why, why_len, "%s", co->not_ready);
-    pthread_mutex_unlock(&co->mu);
-    return ready;
-}
+bool coordinator_ready(coordinator *co, char *why, size_t why_len) { return scheduler_ready(co->sched, why, why_len); }
 
 bool coordinator_wait_ready(coordinator *co, int timeout_ms, errbuf *err) {
     double end = clock_now_s() + timeout_ms / 1e3;
@@ -160,103 +162,10 @@ bool coordinator_wait_ready(coordinator *co, int timeout_ms, errbuf *err) {
 }
 
 int coordinator_grpc_port(const coordinator *co) { return co->grpc_port; }
-int coordinator_http_port(const coordinator *co) { return co->http_port; }
+int coordinator_http_port(const coordinator *co) { return http_port(co->http); }
+const char *coordinator_model_name(const coordinator *co) { return co->model.name; }
+void coordinator_get_stats(coordinator *co, coordinator_stats *out) { scheduler_stats(co->sched, out); }
 
-/* ---- start / stop ------------------------------------------------------------------------- */
-
-static bool load_model_facts(coordinator *co, errbuf *err) {
-    char path[CHECKPOINT_PATH_MAX];
-    if (!checkpoint_path(co->opt.model_dir, "config.json", path, sizeof path) || !config_load(&co->cfg, path, err))
-        return errbuf_prefix(err, "%s", co->opt.model_dir);
-    if (!tp_check(&co->cfg, co->opt.tp, err)) return false;
-    checkpoint_path(co->opt.model_dir, "tokenizer.model", path, sizeof path);
-    if (access(path, F_OK) == 0) {
-        co->tok = tokenizer_load(path, err);
-        if (!co->tok) return false;
-        if (tokenizer_vocab_size(co->tok) > co->cfg.vocab_size)
-            return errbuf_set(err, "%s: tokenizer.model has %d pieces but vocab_size is %d", co->opt.model_dir,
-                              tokenizer_vocab_size(co->tok), co->cfg.vocab_size);
-        co->eot_id = chat_end_of_turn_id(co->tok);
-    } else {
-        co->eot_id = -1;
-        log_warn("%s has no tokenizer.model: requests must give token ids", co->opt.model_dir);
-    }
-    co->eos_id = co->cfg.eos_id;
-    return true;
-}
-
-static bool start_grpc(coordinator *co, errbuf *err) {
-    const rpc_method methods[] = {
-        {RPC_COORD_REGISTER, membership_handle_register, co},
-        {RPC_COORD_KV_SET, handle_kv_set, co},
-        {RPC_COORD_KV_GET, handle_kv_get, co},
-        {RPC_FACET_GENERATE, api_handle_generate, co},
-        {RPC_FACET_TOKENIZE, api_handle_tokenize, co},
-        {RPC_FACET_MODEL_INFO, api_handle_model_info, co},
-        {RPC_HEALTH_CHECK, api_handle_health_check, co},
-        {RPC_HEALTH_WATCH, api_handle_health_watch, co},
-    };
-    int n = (int)(sizeof methods / sizeof methods[0]);
-    memcpy(co->methods, methods, sizeof methods);
-    char addr[300];
-    snprintf(addr, sizeof addr, "%s:%d", co->opt.host, co->opt.grpc_port);
-    co->grpc = rpc_server_start(addr, co->methods, n, co->opt.grpc_threads, &co->grpc_port, err);
-    return co->grpc != NULL;
-}
-
-coordinator *coordinator_start(const coordinator_options *opt, errbuf *err) {
-    coordinator *co = calloc(1, sizeof *co);
-    co->opt = *opt;
-    if (!co->opt.host) co->opt.host = "127.0.0.1";
-    pthread_mutex_init(&co->mu, NULL);
-    pthread_cond_init(&co->cv, NULL);
-    co->metrics = metrics_create();
-    co->started_at = time(NULL);
-    set_model_name(co);
-    snprintf(co->not_ready, sizeof co->not_ready, "waiting for %d worker%s to register", opt->tp, opt->tp > 1 ? "s" : "");
-    if (opt->tp < 1 || opt->tp > MAX_TP) {
-        errbuf_set(err, "--tp %d is out of range [1, %d]", opt->tp, MAX_TP);
-        goto fail;
-    }
-    if (!load_model_facts(co, err) || !start_grpc(co, err)) goto fail;
-    if (opt->http_port >= 0 && !http_start(co, err)) {
-        rpc_server_stop(co->grpc);
-        goto fail;
-    }
-    pthread_create(&co->membership_thread, NULL, membership_main, co);
-    pthread_create(&co->scheduler_thread, NULL, scheduler_main, co);
-    return co;
-fail:
-    tokenizer_free(co->tok);
-    metrics_free(co->metrics);
-    free(co);
-    return NULL;
-}
-
-void coordinator_drain(coordinator *co) {
-    pthread_mutex_lock(&co->mu);
-    bool first = !co->stopping;
-    co->stopping = true;
-    scheduler_fail_all(co, RPC_UNAVAILABLE, "the server is shutting down");
-    pthread_cond_broadcast(&co->cv);
-    pthread_mutex_unlock(&co->mu);
-    if (!first) return;
-    pthread_join(co->scheduler_thread, NULL); /* after the step in flight */
-    pthread_join(co->membership_thread, NULL);
-}
-
-void coordinator_stop(coordinator *co) {
-    if (!co) return;
-    coordinator_drain(co);
-    http_stop(co);
-    rpc_server_stop(co->grpc);
-    workers_free(co);
-    for (int i = 0; i < co->n_kv; i++) free(co->kv[i].key), free(co->kv[i].value);
-    free(co->kv);
-    free(co->free_blocks);
-    tokenizer_free(co->tok);
-    metrics_free(co->metrics);
-    pthread_mutex_destroy(&co->mu);
-    pthread_cond_destroy(&co->cv);
-    free(co);
+gen_stream *coordinator_submit(coordinator *co, const gen_request *req, int *code, errbuf *err) {
+    return scheduler_submit(co->sched, req, code, err);
 }

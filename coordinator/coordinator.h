@@ -1,6 +1,9 @@
-/* coordinator.h — the coordinator: membership, group formation, scheduling.
+/* coordinator.h — the coordinator process, assembled: the served model,
+ * membership (workers, the group), the rendezvous store, the scheduler, and
+ * the front ends (HTTP: the OpenAI API; gRPC: facet.v1.Facet), on one gRPC
+ * port shared with the workers' facet.v1.Coordinator service.
  *
- * It takes requests (gRPC facet.v1.Facet, or in process through
+ * It takes requests (the front ends, or in process through
  * coordinator_submit), tokenizes them, batches them into steps and sends
  * each step to every rank of the group at once (docs/PROTOCOL.md). Workers
  * register with it and renew a lease; it assigns ranks to the first T live
@@ -14,7 +17,8 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "worker/sampler.h"
+#include "coordinator/stats.h"
+#include "coordinator/stream.h"
 
 typedef struct coordinator_options {
     const char *model_dir;
@@ -63,53 +67,12 @@ bool coordinator_wait_ready(coordinator *co, int timeout_ms, errbuf *err);
 
 /* ---- requests, in process ---------------------------------------------------- */
 
-typedef struct gen_request {
-    const int32_t *prompt; /* token ids, <bos> included */
-    int prompt_len;
-    sampling_params sampling;
-    int max_tokens;
-    bool ignore_eos;
-    const int32_t *stop_ids; /* besides <eos> */
-    int n_stop_ids;
-    bool return_logits;
-    int top_logprobs;        /* alternatives per token, 0..20 */
-} gen_request;
-
-typedef enum { GEN_EVENT_TOKEN, GEN_EVENT_DONE, GEN_EVENT_ERROR } gen_event_kind;
-
-typedef struct gen_event {
-    gen_event_kind kind;
-    int32_t token;        /* TOKEN */
-    float logprob;
-    float *logits;        /* TOKEN with return_logits: (vocab), the caller frees */
-    int n_top;            /* top alternatives and their logprobs, best first */
-    int32_t top_ids[SAMPLER_MAX_TOP_LOGPROBS];
-    float top_logprobs[SAMPLER_MAX_TOP_LOGPROBS];
-    const char *finish;   /* DONE: "stop" or "length" */
-    int code;             /* ERROR: a gRPC status code */
-    char message[ERRBUF_LEN];
-} gen_event;
-
-typedef struct gen_stream gen_stream;
-
-/* Queues a request. NULL with *code and err set when refused at once. */
+/* Queues a request (the stream's calls are in stream.h). NULL with *code
+ * and err set when refused at once. */
 gen_stream *coordinator_submit(coordinator *co, const gen_request *req, int *code, errbuf *err);
-/* The next event; false if none came within timeout_ms. */
-bool gen_stream_next(gen_stream *s, gen_event *ev, int timeout_ms);
-/* Stops generating (client gone); its KV blocks are freed by the next step. */
-void gen_stream_cancel(gen_stream *s);
-void gen_stream_release(gen_stream *s);
 
 /* ---- state, for /metrics and /ready ------------------------------------------- */
 
-typedef struct coordinator_stats {
-    bool ready;
-    uint64_t epoch;
-    int waiting, running;
-    int kv_blocks_total, kv_blocks_free;
-    int workers_live, workers_in_group, workers_failed;
-    uint64_t preemptions, steps;
-} coordinator_stats;
 void coordinator_get_stats(coordinator *co, coordinator_stats *out);
 const char *coordinator_model_name(const coordinator *co);
 

@@ -25,10 +25,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rng.h"
-#include "coordinator/coordinator_impl.h"
+#include "common/alloc.h"
+#include "coordinator/http.h"
 #include "coordinator/metrics.h"
 #include "coordinator/openai.h"
 #include "coordinator/session.h"
+#include "rpc/rpc.h"
 
 #define WAIT_SLICE_MS 100
 
@@ -90,21 +92,23 @@ static bool client_gone(struct MHD_Connection *conn) {
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-static unsigned status_of_code(int code, const char *message) {
+/* The HTTP status of a gRPC status code (the scheduler speaks gRPC's codes). */
+static unsigned status_of_code(int code) {
     switch (code) {
     case RPC_INVALID_ARGUMENT:
     case RPC_FAILED_PRECONDITION: return 400;
+    case RPC_UNAUTHENTICATED: return 401;
     case RPC_RESOURCE_EXHAUSTED: return 429;
-    case RPC_UNAVAILABLE: return 503;
     case RPC_CANCELLED: return 499;
-    default: return strstr(message, "shutting down") ? 503 : 500;
+    case RPC_UNAVAILABLE: return 503;
+    default: return 500;
     }
 }
 
 /* ---- a generation request ------------------------------------------------------------------- */
 
 typedef struct generation {
-    coordinator *co;
+    const frontend *fe;
     struct MHD_Connection *conn;
     openai_request req;
     openai_context ctx;
@@ -125,31 +129,31 @@ static void generation_free(generation *g) {
 }
 
 /* The prompt's ids: text with <bos>, token ids as given, or the chat template. */
-static bool tokenize_request(coordinator *co, const openai_request *r, token_list *ids, api_error *err) {
+static bool tokenize_request(const frontend *fe, const openai_request *r, token_list *ids, api_error *err) {
     errbuf e;
     if (r->kind == OPENAI_CHAT) {
-        if (!co->tok) return api_error_set(err, 400, "messages", "this model has no tokenizer.model, so chat is not available");
-        if (!chat_encode(co->tok, r->messages, r->n_messages, ids, &e)) return api_error_set(err, 400, "messages", "%s", e.msg);
+        if (!fe->model->tok) return api_error_set(err, 400, "messages", "this model has no tokenizer.model, so chat is not available");
+        if (!chat_encode(fe->model->tok, r->messages, r->n_messages, ids, &e)) return api_error_set(err, 400, "messages", "%s", e.msg);
         return true;
     }
     if (r->prompt_ids) {
         for (int i = 0; i < r->n_prompt_ids; i++) {
-            if (r->prompt_ids[i] >= co->cfg.vocab_size)
+            if (r->prompt_ids[i] >= fe->model->cfg.vocab_size)
                 return api_error_set(err, 400, "prompt", "token id %d is out of range [0, %d)", r->prompt_ids[i],
-                                     co->cfg.vocab_size);
+                                     fe->model->cfg.vocab_size);
             token_list_push(ids, r->prompt_ids[i]);
         }
         return true;
     }
-    if (!co->tok) return api_error_set(err, 400, "prompt", "this model has no tokenizer.model: give the prompt as token ids");
-    if (tokenizer_bos_id(co->tok) >= 0) token_list_push(ids, tokenizer_bos_id(co->tok));
-    if (!tokenizer_encode(co->tok, r->prompt, strlen(r->prompt), 0, ids, &e)) return api_error_set(err, 400, "prompt", "%s", e.msg);
+    if (!fe->model->tok) return api_error_set(err, 400, "prompt", "this model has no tokenizer.model: give the prompt as token ids");
+    if (tokenizer_bos_id(fe->model->tok) >= 0) token_list_push(ids, tokenizer_bos_id(fe->model->tok));
+    if (!tokenizer_encode(fe->model->tok, r->prompt, strlen(r->prompt), 0, ids, &e)) return api_error_set(err, 400, "prompt", "%s", e.msg);
     return true;
 }
 
 /* Context and max_tokens against the model, as vLLM words it. */
-static bool check_lengths(coordinator *co, const openai_request *r, int prompt_len, int *max_tokens, api_error *err) {
-    int ctx = co->cfg.max_position;
+static bool check_lengths(const frontend *fe, const openai_request *r, int prompt_len, int *max_tokens, api_error *err) {
+    int ctx = fe->model->cfg.max_position;
     const char *what = r->kind == OPENAI_CHAT ? "messages" : "prompt";
     if (prompt_len >= ctx)
         return api_error_set(err, 400, what, "This model's maximum context length is %d tokens, but the %s has %d tokens",
@@ -164,31 +168,31 @@ static bool check_lengths(coordinator *co, const openai_request *r, int prompt_l
 }
 
 /* Parses, checks and submits; NULL (and *e) when refused. */
-static generation *generation_start(coordinator *co, struct MHD_Connection *conn, openai_kind kind, const char *body,
+static generation *generation_start(const frontend *fe, struct MHD_Connection *conn, openai_kind kind, const char *body,
                                     size_t len, api_error *e) {
-    generation *g = calloc(1, sizeof *g);
-    g->co = co;
+    generation *g = xcalloc(1, sizeof *g);
+    g->fe = fe;
     g->conn = conn;
     strbuf_init(&g->pending);
     token_list ids;
     token_list_init(&ids);
     int max_tokens = 0;
     bool ok = openai_parse(kind, body, len, &g->req, e);
-    if (ok && strcmp(g->req.model, coordinator_model_name(co)) != 0) {
+    if (ok && strcmp(g->req.model, fe->model->name) != 0) {
         ok = api_error_set(e, 404, "model", "The model `%.200s` does not exist (this server serves `%s`)", g->req.model,
-                           coordinator_model_name(co));
+                           fe->model->name);
         snprintf(e->code, sizeof e->code, "model_not_found");
     }
-    ok = ok && tokenize_request(co, &g->req, &ids, e) && check_lengths(co, &g->req, ids.n, &max_tokens, e);
+    ok = ok && tokenize_request(fe, &g->req, &ids, e) && check_lengths(fe, &g->req, ids.n, &max_tokens, e);
     if (!ok) {
-        metrics_request_done(co->metrics, OUTCOME_INVALID, 0, 0, -1, -1);
+        metrics_request_done(fe->metrics, OUTCOME_INVALID, 0, 0, -1, -1);
         token_list_free(&ids);
         generation_free(g);
         return NULL;
     }
     int32_t stop_ids[1];
     int n_stop_ids = 0;
-    if (kind == OPENAI_CHAT && co->eot_id >= 0) stop_ids[n_stop_ids++] = co->eot_id;
+    if (kind == OPENAI_CHAT && fe->model->eot_id >= 0) stop_ids[n_stop_ids++] = fe->model->eot_id;
     uint64_t base_seed = g->req.seed_given ? g->req.sampling.seed : random64();
     for (int i = 0; i < g->req.n; i++) {
         gen_request gr = {.prompt = ids.ids, .prompt_len = ids.n, .sampling = g->req.sampling, .max_tokens = max_tokens,
@@ -197,9 +201,9 @@ static generation *generation_start(coordinator *co, struct MHD_Connection *conn
         gr.sampling.seed = base_seed + (uint64_t)i; /* choices differ; a given seed reproduces all of them */
         int code = 0;
         errbuf err;
-        g->sessions[i] = session_start(co, &gr, (const char *const *)g->req.stop, g->req.n_stop, &code, &err);
+        g->sessions[i] = session_start(fe, &gr, (const char *const *)g->req.stop, g->req.n_stop, &code, &err);
         if (!g->sessions[i]) {
-            api_error_set(e, (int)status_of_code(code, err.msg), code == RPC_INVALID_ARGUMENT ? "max_tokens" : "", "%s", err.msg);
+            api_error_set(e, (int)status_of_code(code), code == RPC_INVALID_ARGUMENT ? "max_tokens" : "", "%s", err.msg);
             token_list_free(&ids);
             generation_free(g);
             return NULL;
@@ -209,7 +213,7 @@ static generation *generation_start(coordinator *co, struct MHD_Connection *conn
     bool chat = kind == OPENAI_CHAT;
     snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)random64(),
              (unsigned long long)(random64() & 0xffffffffull));
-    g->ctx = (openai_context){&g->req, g->id, (long)time(NULL), coordinator_model_name(co), co->tok, ids.n};
+    g->ctx = (openai_context){&g->req, g->id, (long)time(NULL), fe->model->name, fe->model->tok, ids.n};
     token_list_free(&ids);
     return g;
 }
@@ -248,7 +252,7 @@ static enum MHD_Result run_to_completion(generation *g) {
             gone = true;
             break;
         }
-        if (d.error_code && !e.status) api_error_set(&e, (int)status_of_code(d.error_code, d.error), "", "%s", d.error);
+        if (d.error_code && !e.status) api_error_set(&e, (int)status_of_code(d.error_code), "", "%s", d.error);
         openai_choice_add(&choices[i], &d);
         free(d.logits);
     }
@@ -291,7 +295,7 @@ static void produce(generation *g) {
     }
     if (d.error_code) {
         api_error e;
-        api_error_set(&e, (int)status_of_code(d.error_code, d.error), "", "%s", d.error);
+        api_error_set(&e, (int)status_of_code(d.error_code), "", "%s", d.error);
         char *json = openai_error_json(&e);
         strbuf_printf(&g->pending, "data: %s\n\n", json);
         free(json);
@@ -344,75 +348,75 @@ typedef struct request_state {
     bool too_large;
 } request_state;
 
-static bool authorized(coordinator *co, struct MHD_Connection *conn) {
-    if (!co->opt.api_key) return true;
+static bool authorized(const frontend *fe, struct MHD_Connection *conn) {
+    if (!fe->api_key) return true;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    return h && strncmp(h, "Bearer ", 7) == 0 && strcmp(h + 7, co->opt.api_key) == 0;
+    return h && strncmp(h, "Bearer ", 7) == 0 && strcmp(h + 7, fe->api_key) == 0;
 }
 
-static enum MHD_Result handle_ready(coordinator *co, struct MHD_Connection *conn) {
+static enum MHD_Result handle_ready(const frontend *fe, struct MHD_Connection *conn) {
     char why[ERRBUF_LEN], quoted[2 * ERRBUF_LEN], body[3 * ERRBUF_LEN];
-    bool ready = coordinator_ready(co, why, sizeof why);
+    bool ready = scheduler_ready(fe->sched, why, sizeof why);
     json_quote(ready ? "" : why, quoted, sizeof quoted);
-    snprintf(body, sizeof body, "{\"ready\":%s,\"tp\":%d,\"reason\":%s}", ready ? "true" : "false", co->opt.tp, quoted);
+    snprintf(body, sizeof body, "{\"ready\":%s,\"tp\":%d,\"reason\":%s}", ready ? "true" : "false", fe->tp, quoted);
     return respond_json(conn, ready ? 200 : 503, body);
 }
 
-static enum MHD_Result handle_models(coordinator *co, struct MHD_Connection *conn) {
+static enum MHD_Result handle_models(const frontend *fe, struct MHD_Connection *conn) {
     char name[600], body[1024];
-    json_quote(coordinator_model_name(co), name, sizeof name);
+    json_quote(fe->model->name, name, sizeof name);
     snprintf(body, sizeof body,
              "{\"object\":\"list\",\"data\":[{\"id\":%s,\"object\":\"model\",\"created\":%ld,\"owned_by\":\"facet\","
              "\"max_model_len\":%d}]}",
-             name, (long)co->started_at, co->cfg.max_position);
+             name, (long)fe->model->created, fe->model->cfg.max_position);
     return respond_json(conn, 200, body);
 }
 
-static enum MHD_Result handle_metrics(coordinator *co, struct MHD_Connection *conn) {
+static enum MHD_Result handle_metrics(const frontend *fe, struct MHD_Connection *conn) {
     coordinator_stats st;
-    coordinator_get_stats(co, &st);
-    char *text = metrics_render(co->metrics, &st);
+    scheduler_stats(fe->sched, &st);
+    char *text = metrics_render(fe->metrics, &st);
     enum MHD_Result ret = respond(conn, 200, "text/plain; version=0.0.4", text);
     free(text);
     return ret;
 }
 
-static enum MHD_Result handle_generate(coordinator *co, struct MHD_Connection *conn, openai_kind kind, const strbuf *body) {
+static enum MHD_Result handle_generate(const frontend *fe, struct MHD_Connection *conn, openai_kind kind, const strbuf *body) {
     api_error e;
-    if (coordinator_draining(co)) {
+    if (scheduler_draining(fe->sched)) {
         api_error_set(&e, 503, "", "the server is shutting down");
         return respond_error(conn, &e);
     }
-    generation *g = generation_start(co, conn, kind, body->data ? body->data : "", body->len, &e);
+    generation *g = generation_start(fe, conn, kind, body->data ? body->data : "", body->len, &e);
     if (!g) return respond_error(conn, &e);
     return g->req.stream ? stream(g) : run_to_completion(g);
 }
 
-static enum MHD_Result route(coordinator *co, struct MHD_Connection *conn, const char *url, const char *method,
+static enum MHD_Result route(const frontend *fe, struct MHD_Connection *conn, const char *url, const char *method,
                              request_state *st) {
     api_error e;
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     if (strcmp(url, "/health") == 0 && get) return respond_json(conn, 200, "{\"status\":\"alive\"}");
-    if (strcmp(url, "/ready") == 0 && get) return handle_ready(co, conn);
-    if (strcmp(url, "/metrics") == 0 && get) return handle_metrics(co, conn);
+    if (strcmp(url, "/ready") == 0 && get) return handle_ready(fe, conn);
+    if (strcmp(url, "/metrics") == 0 && get) return handle_metrics(fe, conn);
     bool models = strcmp(url, "/v1/models") == 0, completions = strcmp(url, "/v1/completions") == 0;
     bool chat = strcmp(url, "/v1/chat/completions") == 0;
     if (!models && !completions && !chat) {
         api_error_set(&e, 404, "", "no such endpoint: %s %.200s", method, url);
         return respond_error(conn, &e);
     }
-    if (!authorized(co, conn)) {
+    if (!authorized(fe, conn)) {
         api_error_set(&e, 401, "", "a valid API key is required: send the header 'Authorization: Bearer <key>'");
         return respond_error(conn, &e);
     }
-    if (models && get) return handle_models(co, conn);
+    if (models && get) return handle_models(fe, conn);
     if ((completions || chat) && post) {
         if (st->too_large) {
-            api_error_set(&e, 413, "", "the request body is larger than %d bytes", co->opt.max_body_bytes);
-            metrics_request_done(co->metrics, OUTCOME_INVALID, 0, 0, -1, -1);
+            api_error_set(&e, 413, "", "the request body is larger than %d bytes", fe->max_body_bytes);
+            metrics_request_done(fe->metrics, OUTCOME_INVALID, 0, 0, -1, -1);
             return respond_error(conn, &e);
         }
-        return handle_generate(co, conn, chat ? OPENAI_CHAT : OPENAI_COMPLETIONS, &st->body);
+        return handle_generate(fe, conn, chat ? OPENAI_CHAT : OPENAI_COMPLETIONS, &st->body);
     }
     api_error_set(&e, 405, "", "%s is not allowed on %.200s", method, url);
     return respond_error(conn, &e);
@@ -420,26 +424,26 @@ static enum MHD_Result route(coordinator *co, struct MHD_Connection *conn, const
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_len, void **state) {
-    coordinator *co = cls;
+    const frontend *fe = cls;
     (void)version;
     request_state *st = *state;
     if (!st) { /* first call: headers only */
-        st = calloc(1, sizeof *st);
+        st = xcalloc(1, sizeof *st);
         strbuf_init(&st->body);
         *state = st;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)co->opt.max_body_bytes) st->too_large = true;
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)fe->max_body_bytes) st->too_large = true;
         return MHD_YES;
     }
     if (*upload_len) { /* a piece of the body */
-        if (!st->too_large && st->body.len + *upload_len <= (size_t)co->opt.max_body_bytes)
+        if (!st->too_large && st->body.len + *upload_len <= (size_t)fe->max_body_bytes)
             strbuf_append(&st->body, upload, *upload_len);
         else
             st->too_large = true;
         *upload_len = 0;
         return MHD_YES;
     }
-    return route(co, conn, url, method, st);
+    return route(fe, conn, url, method, st);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode code) {
@@ -451,23 +455,36 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **sta
     *state = NULL;
 }
 
-bool http_start(coordinator *co, errbuf *err) {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)co->opt.http_port)};
-    if (inet_pton(AF_INET, co->opt.host, &addr.sin_addr) != 1)
-        return errbuf_set(err, "HTTP: --host %s is not an IPv4 address", co->opt.host);
+struct http_server {
+    struct MHD_Daemon *daemon;
+    int port;
+};
+
+http_server *http_start(const frontend *fe, const char *host, int port, errbuf *err) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        errbuf_set(err, "HTTP: --host %s is not an IPv4 address", host);
+        return NULL;
+    }
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)co->opt.http_port,
-        NULL, NULL, handle, co, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-        request_completed, co, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-        MHD_OPTION_END);
-    if (!d) return errbuf_set(err, "cannot listen for HTTP on %s:%d (in use?)", co->opt.host, co->opt.http_port);
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+        handle, (void *)fe, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
+        NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
+    if (!d) {
+        errbuf_set(err, "cannot listen for HTTP on %s:%d (in use?)", host, port);
+        return NULL;
+    }
+    http_server *h = xcalloc(1, sizeof *h);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    co->http_port = info ? info->port : co->opt.http_port;
-    co->http = d;
-    return true;
+    h->daemon = d;
+    h->port = info ? info->port : port;
+    return h;
 }
 
-void http_stop(coordinator *co) {
-    if (co->http) MHD_stop_daemon(co->http);
-    co->http = NULL;
+int http_port(const http_server *h) { return h ? h->port : -1; }
+
+void http_stop(http_server *h) {
+    if (!h) return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
 }

@@ -1,86 +1,141 @@
-/* membership.c — workers, leases, and the group (docs/PROTOCOL.md).
- *
- * A worker registers and renews its lease with Register. The membership
- * thread expires silent workers and, whenever there is no group and enough
- * live workers, forms one: a new epoch, ranks assigned (a worker asking for
- * a rank gets it; the rest in order of registration), Load on every rank,
- * then InitComm on every rank. A lost member breaks the group: requests in
- * flight fail with a retriable error naming the worker, survivors get
- * Abort, and the next formation takes a standby or a newcomer. */
+/* membership.c — workers, leases, and the group (see membership.h). */
+#include "coordinator/membership.h"
+
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "coordinator/coordinator_impl.h"
 #include "facet/v1/worker.pb-c.h"
-#include "worker/protocol.h"
 
 #define ABORT_TIMEOUT_MS 2000
 #define TICK_MS 50
+#define MAX_EVENTS 8
+
+typedef struct worker_entry {
+    char id[64];
+    char address[256];
+    char device[128];
+    char state[256];      /* as the worker last reported it */
+    int requested_rank;   /* -1: any */
+    double registered_at, last_seen;
+    double suspect_since; /* a step or RPC to it failed then: not chosen until it is heard from again */
+    bool failed;          /* it could not load its shard: never chosen (until it restarts) */
+    bool dead;            /* its lease lapsed: freed once no step uses it */
+    char failure[ERRBUF_LEN];
+    int rank;             /* in the group, else -1 */
+    rpc_channel *channel;
+} worker_entry;
+
+typedef enum { GROUP_NONE, GROUP_FORMING, GROUP_READY } group_state;
+
+struct membership {
+    membership_options opt;
+    kv_store *store;
+    group_listener on_event;
+    void *listener_ctx;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* wakes the thread: a failure to act on, stopping */
+    pthread_t thread;
+    bool started, stopping;
+
+    worker_entry **workers;
+    int n_workers, cap_workers;
+    group_state group;
+    uint64_t epoch;
+    worker_entry *members[FACET_MAX_TP]; /* by rank, while FORMING or READY */
+    char not_ready[ERRBUF_LEN];          /* why there is no group, for /ready and errors */
+    int views;                           /* group_views handed out: worker entries stay while > 0 */
+
+    /* what the thread does next, outside the lock */
+    group_event events[MAX_EVENTS];
+    int n_events;
+    char abort_addr[FACET_MAX_TP][256];
+    int n_abort;
+    uint64_t abort_epoch;
+    char abort_reason[ERRBUF_LEN];
+};
 
 /* ---- the worker table ---------------------------------------------------------------- */
 
-static worker_entry *worker_find(coordinator *co, const char *id) {
-    for (int i = 0; i < co->n_workers; i++)
-        if (strcmp(co->workers[i]->id, id) == 0) return co->workers[i];
+static worker_entry *worker_find(membership *m, const char *id) {
+    for (int i = 0; i < m->n_workers; i++)
+        if (strcmp(m->workers[i]->id, id) == 0) return m->workers[i];
     return NULL;
 }
 
-static void worker_remove(coordinator *co, int i) {
-    rpc_channel_free(co->workers[i]->channel);
-    free(co->workers[i]);
-    memmove(&co->workers[i], &co->workers[i + 1], (size_t)(co->n_workers - i - 1) * sizeof *co->workers);
-    co->n_workers--;
+static void worker_remove(membership *m, int i) {
+    rpc_channel_free(m->workers[i]->channel);
+    free(m->workers[i]);
+    memmove(&m->workers[i], &m->workers[i + 1], (size_t)(m->n_workers - i - 1) * sizeof *m->workers);
+    m->n_workers--;
 }
 
-void workers_free(coordinator *co) {
-    while (co->n_workers > 0) worker_remove(co, co->n_workers - 1);
-    free(co->workers);
-}
-
-static bool worker_live(const coordinator *co, const worker_entry *w, double now) {
-    return !w->dead && now - w->last_seen <= co->opt.lease_ms / 1e3;
+static bool worker_live(const membership *m, const worker_entry *w, double now) {
+    return !w->dead && now - w->last_seen <= m->opt.lease_ms / 1e3;
 }
 
 /* Can it join the next group? */
-static bool worker_eligible(const coordinator *co, const worker_entry *w, double now) {
-    return worker_live(co, w, now) && !w->failed && w->rank < 0 && w->last_seen > w->suspect_since;
+static bool worker_eligible(const membership *m, const worker_entry *w, double now) {
+    return worker_live(m, w, now) && !w->failed && w->rank < 0 && w->last_seen > w->suspect_since;
 }
 
-/* Why a requested rank cannot be had (NULL if it can). */
-static const worker_entry *rank_holder(coordinator *co, int rank, const char *except_id, double now) {
-    for (int i = 0; i < co->n_workers; i++) {
-        const worker_entry *w = co->workers[i];
-        if (strcmp(w->id, except_id) == 0 || !worker_live(co, w, now) || w->failed) continue;
+/* Who holds or asked for a rank (NULL if nobody). */
+static const worker_entry *rank_holder(membership *m, int rank, const char *except_id, double now) {
+    for (int i = 0; i < m->n_workers; i++) {
+        const worker_entry *w = m->workers[i];
+        if (strcmp(w->id, except_id) == 0 || !worker_live(m, w, now) || w->failed) continue;
         if (w->rank == rank || w->requested_rank == rank) return w;
     }
     return NULL;
 }
 
-static void reply_register(rpc_call *call, bool accepted, const char *reason, const coordinator *co) {
+/* ---- events ------------------------------------------------------------------------- */
+
+/* Queues an event for the thread to publish (mu held). */
+static void queue_event(membership *m, const group_event *ev) {
+    if (m->n_events < MAX_EVENTS) m->events[m->n_events++] = *ev;
+    else m->events[MAX_EVENTS - 1] = *ev; /* never reached: the thread drains every tick */
+    pthread_cond_broadcast(&m->cv);
+}
+
+static void publish_queued(membership *m) {
+    pthread_mutex_lock(&m->mu);
+    group_event evs[MAX_EVENTS];
+    int n = m->n_events;
+    memcpy(evs, m->events, (size_t)n * sizeof *evs);
+    m->n_events = 0;
+    pthread_mutex_unlock(&m->mu);
+    for (int i = 0; i < n; i++) m->on_event(m->listener_ctx, &evs[i]);
+}
+
+/* ---- registration ------------------------------------------------------------------- */
+
+static void reply_register(rpc_call *call, bool accepted, const char *reason, const membership *m) {
     Facet__V1__RegisterResponse resp = FACET__V1__REGISTER_RESPONSE__INIT;
     resp.accepted = accepted;
     resp.reason = (char *)(reason ? reason : "");
     resp.protocol_version = FACET_PROTOCOL_VERSION;
-    resp.heartbeat_ms = (uint32_t)co->opt.heartbeat_ms;
-    resp.lease_ms = (uint32_t)co->opt.lease_ms;
+    resp.heartbeat_ms = (uint32_t)m->opt.heartbeat_ms;
+    resp.lease_ms = (uint32_t)m->opt.lease_ms;
     rpc_call_reply(call, &resp.base);
 }
 
-/* Checks a newcomer; NULL if it may join, else why not. */
-static const char *check_newcomer(coordinator *co, const Facet__V1__RegisterRequest *req, double now, char *why,
+/* Checks a newcomer (mu held); NULL if it may join, else why not. */
+static const char *check_newcomer(membership *m, const Facet__V1__RegisterRequest *req, double now, char *why,
                                   size_t len) {
-    if (req->requested_rank >= co->opt.tp) {
-        snprintf(why, len, "rank %d does not exist: the group has %d rank%s", req->requested_rank, co->opt.tp,
-                 co->opt.tp > 1 ? "s" : "");
+    if (req->requested_rank >= m->opt.tp) {
+        snprintf(why, len, "rank %d does not exist: the group has %d rank%s", req->requested_rank, m->opt.tp,
+                 m->opt.tp > 1 ? "s" : "");
         return why;
     }
     if (req->requested_rank >= 0) {
-        const worker_entry *h = rank_holder(co, req->requested_rank, req->worker_id, now);
+        const worker_entry *h = rank_holder(m, req->requested_rank, req->worker_id, now);
         if (h) {
             snprintf(why, len, "rank %d is taken by worker %s at %s", req->requested_rank, h->id, h->address);
             return why;
@@ -93,41 +148,42 @@ static const char *check_newcomer(coordinator *co, const Facet__V1__RegisterRequ
     return NULL;
 }
 
-void membership_handle_register(void *ctx, rpc_call *call, const uint8_t *data, size_t len) {
-    coordinator *co = ctx;
-    Facet__V1__RegisterRequest *req = facet__v1__register_request__unpack(NULL, len, data);
-    if (!req) return rpc_call_finish(call, RPC_INVALID_ARGUMENT, "Register: malformed request");
+static worker_entry *add_worker(membership *m, const Facet__V1__RegisterRequest *req, double now) {
+    worker_entry *w = xcalloc(1, sizeof *w);
+    snprintf(w->id, sizeof w->id, "%s", req->worker_id);
+    snprintf(w->address, sizeof w->address, "%s", req->address);
+    w->requested_rank = req->requested_rank;
+    w->rank = -1;
+    w->registered_at = now;
+    w->suspect_since = -1;
+    w->channel = rpc_channel_create(req->address);
+    if (m->n_workers == m->cap_workers) {
+        m->cap_workers = m->cap_workers ? 2 * m->cap_workers : 16;
+        m->workers = xrealloc(m->workers, (size_t)m->cap_workers * sizeof *m->workers);
+    }
+    m->workers[m->n_workers++] = w;
+    log_info("worker %s registered from %s (%s)%s", w->id, w->address, req->device,
+             w->requested_rank >= 0 ? " asking for a rank" : "");
+    pthread_cond_broadcast(&m->cv);
+    return w;
+}
+
+void membership_handle_register(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
+    membership *m = ctx;
+    const Facet__V1__RegisterRequest *req = (const Facet__V1__RegisterRequest *)request;
     char why[ERRBUF_LEN];
     if (req->protocol_version != FACET_PROTOCOL_VERSION) {
         snprintf(why, sizeof why, "worker %s at %s speaks protocol version %u; this coordinator speaks %d", req->worker_id,
                  req->address, req->protocol_version, FACET_PROTOCOL_VERSION);
         log_warn("refused a worker: %s", why);
-        reply_register(call, false, why, co);
-        facet__v1__register_request__free_unpacked(req, NULL);
+        reply_register(call, false, why, m);
         return;
     }
     double now = clock_now_s();
-    pthread_mutex_lock(&co->mu);
-    worker_entry *w = worker_find(co, req->worker_id);
-    const char *refusal = w ? NULL : check_newcomer(co, req, now, why, sizeof why);
-    if (!w && !refusal) {
-        w = calloc(1, sizeof *w);
-        snprintf(w->id, sizeof w->id, "%s", req->worker_id);
-        snprintf(w->address, sizeof w->address, "%s", req->address);
-        w->requested_rank = req->requested_rank;
-        w->rank = -1;
-        w->registered_at = now;
-        w->suspect_since = -1;
-        w->channel = rpc_channel_create(req->address);
-        if (co->n_workers == co->cap_workers) {
-            co->cap_workers = co->cap_workers ? 2 * co->cap_workers : 16;
-            co->workers = realloc(co->workers, (size_t)co->cap_workers * sizeof *co->workers);
-        }
-        co->workers[co->n_workers++] = w;
-        log_info("worker %s registered from %s (%s)%s", w->id, w->address, req->device,
-                 w->requested_rank >= 0 ? " asking for a rank" : "");
-        pthread_cond_broadcast(&co->cv);
-    }
+    pthread_mutex_lock(&m->mu);
+    worker_entry *w = worker_find(m, req->worker_id);
+    const char *refusal = w ? NULL : check_newcomer(m, req, now, why, sizeof why);
+    if (!w && !refusal) w = add_worker(m, req, now);
     if (w) {
         if (w->dead) log_info("worker %s at %s is back", w->id, w->address);
         w->dead = false;
@@ -135,49 +191,51 @@ void membership_handle_register(void *ctx, rpc_call *call, const uint8_t *data, 
         snprintf(w->device, sizeof w->device, "%s", req->device);
         snprintf(w->state, sizeof w->state, "%s", req->state);
     }
-    pthread_mutex_unlock(&co->mu);
+    pthread_mutex_unlock(&m->mu);
     if (refusal) log_warn("refused worker %s at %s: %s", req->worker_id, req->address, refusal);
-    reply_register(call, refusal == NULL, refusal, co);
-    facet__v1__register_request__free_unpacked(req, NULL);
+    reply_register(call, refusal == NULL, refusal, m);
 }
 
 /* ---- breaking a group ---------------------------------------------------------------- */
 
-void group_break(coordinator *co, const char *reason) {
-    if (co->group == GROUP_NONE) return;
-    log_warn("group of epoch %" PRIu64 " lost: %s", co->epoch, reason);
-    co->n_pending_abort = 0;
-    for (int r = 0; r < co->opt.tp; r++) {
-        worker_entry *m = co->members[r];
-        if (!m) continue;
-        snprintf(co->pending_abort_addr[co->n_pending_abort++], sizeof co->pending_abort_addr[0], "%s", m->address);
-        m->rank = -1;
-        co->members[r] = NULL;
+/* The group is lost (mu held): members are freed for the next formation,
+ * survivors will get Abort, the listener LOST. */
+static void group_break(membership *m, const char *reason) {
+    if (m->group == GROUP_NONE) return;
+    log_warn("group of epoch %" PRIu64 " lost: %s", m->epoch, reason);
+    m->n_abort = 0;
+    for (int r = 0; r < m->opt.tp; r++) {
+        worker_entry *w = m->members[r];
+        if (!w) continue;
+        snprintf(m->abort_addr[m->n_abort++], sizeof m->abort_addr[0], "%s", w->address);
+        w->rank = -1;
+        m->members[r] = NULL;
     }
-    co->pending_abort_epoch = co->epoch;
-    snprintf(co->pending_abort_reason, sizeof co->pending_abort_reason, "%s", reason);
-    co->group = GROUP_NONE;
-    snprintf(co->not_ready, sizeof co->not_ready, "re-forming the group: %s", reason);
-    scheduler_fail_all(co, RPC_UNAVAILABLE, reason);
-    pthread_cond_broadcast(&co->cv);
+    m->abort_epoch = m->epoch;
+    snprintf(m->abort_reason, sizeof m->abort_reason, "%s", reason);
+    m->group = GROUP_NONE;
+    snprintf(m->not_ready, sizeof m->not_ready, "re-forming the group: %s", reason);
+    group_event ev = {.kind = GROUP_LOST, .epoch = m->epoch};
+    snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+    queue_event(m, &ev);
 }
 
 /* Tells the survivors of a broken group to drop its communicator. */
-static void send_pending_aborts(coordinator *co) {
-    pthread_mutex_lock(&co->mu);
-    int n = co->n_pending_abort;
-    char addr[MAX_TP][256];
-    memcpy(addr, co->pending_abort_addr, sizeof addr);
+static void send_pending_aborts(membership *m) {
+    pthread_mutex_lock(&m->mu);
+    int n = m->n_abort;
+    char addr[FACET_MAX_TP][256];
+    memcpy(addr, m->abort_addr, (size_t)n * sizeof addr[0]);
     Facet__V1__AbortRequest req = FACET__V1__ABORT_REQUEST__INIT;
     char reason[ERRBUF_LEN];
-    snprintf(reason, sizeof reason, "%s", co->pending_abort_reason);
-    req.epoch = co->pending_abort_epoch;
+    snprintf(reason, sizeof reason, "%s", m->abort_reason);
+    req.epoch = m->abort_epoch;
     req.reason = reason;
-    co->n_pending_abort = 0;
-    pthread_mutex_unlock(&co->mu);
+    m->n_abort = 0;
+    pthread_mutex_unlock(&m->mu);
     if (n == 0) return;
-    rpc_fanout calls[MAX_TP];
-    rpc_channel *channels[MAX_TP];
+    rpc_fanout calls[FACET_MAX_TP];
+    rpc_channel *channels[FACET_MAX_TP];
     for (int i = 0; i < n; i++) {
         channels[i] = rpc_channel_create(addr[i]);
         calls[i] = (rpc_fanout){.channel = channels[i], .request = &req.base};
@@ -190,36 +248,109 @@ static void send_pending_aborts(coordinator *co) {
 }
 
 /* Leases: a member gone silent breaks the group; the dead are forgotten
- * once no step in flight still uses their channel. */
-static void expire_leases(coordinator *co, double now) {
-    for (int i = co->n_workers - 1; i >= 0; i--) {
-        worker_entry *w = co->workers[i];
-        if (!w->dead && !worker_live(co, w, now)) {
+ * once no step in flight still uses their channel (mu held). */
+static void expire_leases(membership *m, double now) {
+    for (int i = m->n_workers - 1; i >= 0; i--) {
+        worker_entry *w = m->workers[i];
+        if (!w->dead && !worker_live(m, w, now)) {
             char reason[ERRBUF_LEN];
             snprintf(reason, sizeof reason, "worker %s (rank %d at %s) was lost: no heartbeat for %.1f s", w->id, w->rank,
                      w->address, now - w->last_seen);
-            if (w->rank >= 0) group_break(co, reason);
+            if (w->rank >= 0) group_break(m, reason);
             log_info("forgetting worker %s at %s (lease lapsed)", w->id, w->address);
             w->dead = true;
         }
-        if (w->dead && co->steps_in_flight == 0) worker_remove(co, i);
+        if (w->dead && m->views == 0) worker_remove(m, i);
     }
+}
+
+void membership_report_step_failure(membership *m, const group_view *g, const rpc_fanout *calls, char *out,
+                                    size_t len) {
+    out[0] = '\0';
+    double now = clock_now_s();
+    pthread_mutex_lock(&m->mu);
+    bool current = m->group == GROUP_READY && m->epoch == g->epoch;
+    /* the unreachable first (they are the cause), then what the others saw */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int r = 0; r < g->size; r++) {
+            bool lost = calls[r].code != RPC_OK && calls[r].code != RPC_ABORTED;
+            if (calls[r].code == RPC_OK || lost != (pass == 0)) continue;
+            size_t used = strlen(out);
+            worker_entry *w = current ? m->members[r] : NULL;
+            if (lost && w) {
+                w->suspect_since = now;
+                snprintf(out + used, len - used, "%sworker %s (rank %d at %s) was lost: %s", used ? "; " : "", w->id, r,
+                         w->address, calls[r].err.msg);
+            } else if (lost) {
+                snprintf(out + used, len - used, "%srank %d was lost: %s", used ? "; " : "", r, calls[r].err.msg);
+            } else {
+                snprintf(out + used, len - used, "%s(%s)", used ? " " : "", calls[r].err.msg);
+            }
+        }
+    }
+    if (!out[0]) snprintf(out, len, "rank 0 sent a malformed step response");
+    if (current) group_break(m, out);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- the group, for steps ------------------------------------------------------------------ */
+
+bool membership_acquire(membership *m, uint64_t epoch, group_view *g) {
+    pthread_mutex_lock(&m->mu);
+    bool ok = m->group == GROUP_READY && m->epoch == epoch;
+    if (ok) {
+        g->epoch = epoch;
+        g->size = m->opt.tp;
+        for (int r = 0; r < m->opt.tp; r++) g->channels[r] = m->members[r]->channel;
+        m->views++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return ok;
+}
+
+void membership_release(membership *m, group_view *g) {
+    pthread_mutex_lock(&m->mu);
+    m->views--;
+    pthread_mutex_unlock(&m->mu);
+    g->size = 0;
+}
+
+bool membership_ready(membership *m, char *why, size_t why_len) {
+    pthread_mutex_lock(&m->mu);
+    bool ready = m->group == GROUP_READY;
+    if (!ready && why) snprintf(why, why_len, "%s", m->not_ready);
+    pthread_mutex_unlock(&m->mu);
+    return ready;
+}
+
+void membership_counts(membership *m, int *live, int *in_group, int *failed) {
+    double now = clock_now_s();
+    *live = *in_group = *failed = 0;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < m->n_workers; i++) {
+        const worker_entry *w = m->workers[i];
+        bool l = worker_live(m, w, now);
+        *live += l;
+        *in_group += l && w->rank >= 0;
+        *failed += l && w->failed;
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ---- forming a group --------------------------------------------------------------------- */
 
 /* Picks members by rank (mu held). False if there are not enough. */
-static bool choose_members(coordinator *co, double now, worker_entry **members) {
-    int tp = co->opt.tp;
+static bool choose_members(membership *m, double now, worker_entry **members) {
+    int tp = m->opt.tp;
     for (int r = 0; r < tp; r++) members[r] = NULL;
-    for (int i = 0; i < co->n_workers; i++) { /* requested ranks first */
-        worker_entry *w = co->workers[i];
-        if (worker_eligible(co, w, now) && w->requested_rank >= 0 && w->requested_rank < tp && !members[w->requested_rank])
+    for (int i = 0; i < m->n_workers; i++) { /* requested ranks first */
+        worker_entry *w = m->workers[i];
+        if (worker_eligible(m, w, now) && w->requested_rank >= 0 && w->requested_rank < tp && !members[w->requested_rank])
             members[w->requested_rank] = w;
     }
-    for (int i = 0; i < co->n_workers; i++) { /* then anyone, in order of registration */
-        worker_entry *w = co->workers[i];
-        if (!worker_eligible(co, w, now) || w->requested_rank >= 0) continue;
+    for (int i = 0; i < m->n_workers; i++) { /* then anyone, in order of registration */
+        worker_entry *w = m->workers[i];
+        if (!worker_eligible(m, w, now) || w->requested_rank >= 0) continue;
         for (int r = 0; r < tp; r++)
             if (!members[r]) {
                 members[r] = w;
@@ -231,35 +362,40 @@ static bool choose_members(coordinator *co, double now, worker_entry **members) 
     return true;
 }
 
-static void count_workers(coordinator *co, double now, int *eligible, int *failed) {
-    *eligible = *failed = 0;
-    for (int i = 0; i < co->n_workers; i++) {
-        *eligible += worker_eligible(co, co->workers[i], now);
-        *failed += co->workers[i]->failed && worker_live(co, co->workers[i], now);
+/* Says why no group forms (mu held), unless a more specific reason is standing. */
+static void note_waiting(membership *m, double now) {
+    int eligible = 0, failed = 0;
+    for (int i = 0; i < m->n_workers; i++) {
+        eligible += worker_eligible(m, m->workers[i], now);
+        failed += m->workers[i]->failed && worker_live(m, m->workers[i], now);
     }
+    if (strncmp(m->not_ready, "re-forming", 10) != 0 && strncmp(m->not_ready, "worker", 6) != 0 &&
+        strncmp(m->not_ready, "rank", 4) != 0)
+        snprintf(m->not_ready, sizeof m->not_ready, "waiting for workers: %d of %d ready to join%s", eligible, m->opt.tp,
+                 failed ? " (some failed to load)" : "");
 }
 
 /* Load on every member; a worker that cannot load is marked failed. */
-static bool load_members(coordinator *co, uint64_t epoch, worker_entry **members, int *kv_blocks) {
-    int tp = co->opt.tp;
-    Facet__V1__LoadRequest req[MAX_TP];
-    rpc_fanout calls[MAX_TP];
+static bool load_members(membership *m, uint64_t epoch, worker_entry **members, int *kv_blocks) {
+    int tp = m->opt.tp;
+    Facet__V1__LoadRequest req[FACET_MAX_TP];
+    rpc_fanout calls[FACET_MAX_TP];
     for (int r = 0; r < tp; r++) {
         facet__v1__load_request__init(&req[r]);
         req[r].epoch = epoch;
-        req[r].model_dir = (char *)co->opt.model_dir;
+        req[r].model_dir = (char *)m->opt.model_dir;
         req[r].rank = r;
         req[r].tp_size = tp;
-        req[r].kv_blocks = (uint32_t)co->opt.kv_blocks;
-        req[r].block_size = (uint32_t)co->opt.block_size;
-        req[r].max_batch_tokens = (uint32_t)co->opt.max_batch_tokens;
+        req[r].kv_blocks = (uint32_t)m->opt.kv_blocks;
+        req[r].block_size = (uint32_t)m->opt.block_size;
+        req[r].max_batch_tokens = (uint32_t)m->opt.max_batch_tokens;
         req[r].protocol_version = FACET_PROTOCOL_VERSION;
         calls[r] = (rpc_fanout){.channel = members[r]->channel, .request = &req[r].base};
     }
-    rpc_unary_fanout(calls, tp, RPC_WORKER_LOAD, co->opt.load_timeout_ms);
+    rpc_unary_fanout(calls, tp, RPC_WORKER_LOAD, m->opt.load_timeout_ms);
     bool ok = true;
     *kv_blocks = 0;
-    pthread_mutex_lock(&co->mu);
+    pthread_mutex_lock(&m->mu);
     for (int r = 0; r < tp; r++) {
         Facet__V1__LoadResponse *resp =
             calls[r].code == RPC_OK ? facet__v1__load_response__unpack(NULL, calls[r].response_len, calls[r].response) : NULL;
@@ -276,18 +412,18 @@ static bool load_members(coordinator *co, uint64_t epoch, worker_entry **members
                 w->suspect_since = clock_now_s();
             }
             log_warn("worker %s (for rank %d) did not load: %s", w->id, r, calls[r].err.msg);
-            snprintf(co->not_ready, sizeof co->not_ready, "worker %s could not load rank %d: %s", w->id, r, calls[r].err.msg);
+            snprintf(m->not_ready, sizeof m->not_ready, "worker %s could not load rank %d: %s", w->id, r, calls[r].err.msg);
         }
         free(calls[r].response);
     }
-    pthread_mutex_unlock(&co->mu);
+    pthread_mutex_unlock(&m->mu);
     return ok;
 }
 
-static bool init_comm_members(coordinator *co, uint64_t epoch, worker_entry **members) {
-    int tp = co->opt.tp;
-    Facet__V1__InitCommRequest req[MAX_TP];
-    rpc_fanout calls[MAX_TP];
+static bool init_comm_members(membership *m, uint64_t epoch, worker_entry **members) {
+    int tp = m->opt.tp;
+    Facet__V1__InitCommRequest req[FACET_MAX_TP];
+    rpc_fanout calls[FACET_MAX_TP];
     char prefix[64];
     snprintf(prefix, sizeof prefix, "epoch-%" PRIu64 "/", epoch);
     for (int r = 0; r < tp; r++) {
@@ -297,93 +433,137 @@ static bool init_comm_members(coordinator *co, uint64_t epoch, worker_entry **me
         req[r].size = tp;
         req[r].backend = "gloo";
         req[r].prefix = prefix;
-        req[r].timeout_ms = (uint32_t)co->opt.comm_timeout_ms;
+        req[r].timeout_ms = (uint32_t)m->opt.comm_timeout_ms;
         calls[r] = (rpc_fanout){.channel = members[r]->channel, .request = &req[r].base};
     }
-    rpc_unary_fanout(calls, tp, RPC_WORKER_INIT_COMM, co->opt.comm_timeout_ms + 5000);
+    rpc_unary_fanout(calls, tp, RPC_WORKER_INIT_COMM, m->opt.comm_timeout_ms + 5000);
     bool ok = true;
-    pthread_mutex_lock(&co->mu);
+    pthread_mutex_lock(&m->mu);
     for (int r = 0; r < tp; r++) {
         if (calls[r].code != RPC_OK) {
             ok = false;
             members[r]->suspect_since = clock_now_s();
             log_warn("worker %s (rank %d) could not join the communicator: %s", members[r]->id, r, calls[r].err.msg);
-            snprintf(co->not_ready, sizeof co->not_ready, "rank %d could not join the communicator: %s", r,
-                     calls[r].err.msg);
+            snprintf(m->not_ready, sizeof m->not_ready, "rank %d could not join the communicator: %s", r, calls[r].err.msg);
         }
         free(calls[r].response);
     }
-    pthread_mutex_unlock(&co->mu);
+    pthread_mutex_unlock(&m->mu);
     return ok;
 }
 
-/* One attempt to form a group (called without mu). */
-static void form_group(coordinator *co) {
-    worker_entry *members[MAX_TP];
-    pthread_mutex_lock(&co->mu);
-    double now = clock_now_s();
-    if (co->group != GROUP_NONE || co->stopping || !choose_members(co, now, members)) {
-        if (co->group == GROUP_NONE && !co->stopping) {
-            int eligible, failed;
-            count_workers(co, now, &eligible, &failed);
-            if (strncmp(co->not_ready, "re-forming", 10) != 0 && strncmp(co->not_ready, "worker", 6) != 0 &&
-                strncmp(co->not_ready, "rank", 4) != 0)
-                snprintf(co->not_ready, sizeof co->not_ready, "waiting for workers: %d of %d ready to join%s", eligible,
-                         co->opt.tp, failed ? " (some failed to load)" : "");
-        }
-        pthread_mutex_unlock(&co->mu);
-        return;
-    }
-    uint64_t epoch = ++co->epoch;
-    co->group = GROUP_FORMING;
-    for (int r = 0; r < co->opt.tp; r++) {
-        co->members[r] = members[r];
+/* Takes the chosen members for a new epoch (mu held). */
+static uint64_t begin_forming(membership *m, worker_entry **members) {
+    uint64_t epoch = ++m->epoch;
+    m->group = GROUP_FORMING;
+    for (int r = 0; r < m->opt.tp; r++) {
+        m->members[r] = members[r];
         members[r]->rank = r;
     }
-    kv_drop_before_epoch(co, epoch);
-    snprintf(co->not_ready, sizeof co->not_ready, "forming the group of epoch %" PRIu64, epoch);
-    pthread_mutex_unlock(&co->mu);
-
-    log_info("forming the group of epoch %" PRIu64 " (tp=%d)", epoch, co->opt.tp);
-    double t0 = clock_now_s();
-    int kv_blocks = 0;
-    bool ok = load_members(co, epoch, members, &kv_blocks) && init_comm_members(co, epoch, members);
-
-    pthread_mutex_lock(&co->mu);
-    if (co->epoch == epoch && co->group == GROUP_FORMING) {
-        if (ok) {
-            co->group = GROUP_READY;
-            co->group_kv_blocks = kv_blocks;
-            scheduler_reset_blocks(co, kv_blocks);
-            co->not_ready[0] = '\0';
-            log_info("group of epoch %" PRIu64 " is serving: tp=%d, %d KV blocks of %d positions, formed in %.2f s", epoch,
-                     co->opt.tp, kv_blocks, co->opt.block_size, clock_now_s() - t0);
-            for (int r = 0; r < co->opt.tp; r++) log_info("  rank %d: worker %s at %s", r, members[r]->id, members[r]->address);
-        } else {
-            for (int r = 0; r < co->opt.tp; r++) {
-                if (co->members[r]) co->members[r]->rank = -1;
-                co->members[r] = NULL;
-            }
-            co->group = GROUP_NONE;
-        }
-        pthread_cond_broadcast(&co->cv);
-    }
-    pthread_mutex_unlock(&co->mu);
+    snprintf(m->not_ready, sizeof m->not_ready, "forming the group of epoch %" PRIu64, epoch);
+    return epoch;
 }
 
-void *membership_main(void *p) {
-    coordinator *co = p;
+/* One attempt to form a group (called without mu, from the thread). */
+static void form_group(membership *m) {
+    worker_entry *members[FACET_MAX_TP];
+    pthread_mutex_lock(&m->mu);
+    double now = clock_now_s();
+    if (m->group != GROUP_NONE || m->stopping || !choose_members(m, now, members)) {
+        if (m->group == GROUP_NONE && !m->stopping) note_waiting(m, now);
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    uint64_t epoch = begin_forming(m, members);
+    pthread_mutex_unlock(&m->mu);
+    kv_store_drop_before_epoch(m->store, epoch);
+
+    log_info("forming the group of epoch %" PRIu64 " (tp=%d)", epoch, m->opt.tp);
+    double t0 = clock_now_s();
+    int kv_blocks = 0;
+    bool ok = load_members(m, epoch, members, &kv_blocks) && init_comm_members(m, epoch, members);
+
+    pthread_mutex_lock(&m->mu);
+    bool formed = false;
+    if (m->epoch == epoch && m->group == GROUP_FORMING) {
+        if (ok) {
+            m->group = GROUP_READY;
+            m->not_ready[0] = '\0';
+            formed = true;
+            log_info("group of epoch %" PRIu64 " is serving: tp=%d, %d KV blocks of %d positions, formed in %.2f s", epoch,
+                     m->opt.tp, kv_blocks, m->opt.block_size, clock_now_s() - t0);
+            for (int r = 0; r < m->opt.tp; r++) log_info("  rank %d: worker %s at %s", r, members[r]->id, members[r]->address);
+        } else {
+            for (int r = 0; r < m->opt.tp; r++) {
+                if (m->members[r]) m->members[r]->rank = -1;
+                m->members[r] = NULL;
+            }
+            m->group = GROUP_NONE;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (formed) {
+        group_event ev = {.kind = GROUP_FORMED, .epoch = epoch, .kv_blocks = kv_blocks};
+        m->on_event(m->listener_ctx, &ev);
+    }
+}
+
+static void *membership_main(void *p) {
+    membership *m = p;
     for (;;) {
-        pthread_mutex_lock(&co->mu);
-        if (co->stopping) {
-            pthread_mutex_unlock(&co->mu);
+        pthread_mutex_lock(&m->mu);
+        if (m->stopping) {
+            pthread_mutex_unlock(&m->mu);
             break;
         }
-        expire_leases(co, clock_now_s());
-        pthread_mutex_unlock(&co->mu);
-        send_pending_aborts(co);
-        form_group(co);
-        usleep(TICK_MS * 1000);
+        expire_leases(m, clock_now_s());
+        pthread_mutex_unlock(&m->mu);
+        publish_queued(m);
+        send_pending_aborts(m);
+        form_group(m);
+        pthread_mutex_lock(&m->mu);
+        if (!m->stopping && m->n_events == 0) {
+            struct timespec ts = clock_deadline(TICK_MS);
+            pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+        }
+        pthread_mutex_unlock(&m->mu);
     }
     return NULL;
+}
+
+/* ---- lifetime ----------------------------------------------------------------------------- */
+
+membership *membership_create(const membership_options *opt, kv_store *store, group_listener on_event, void *ctx) {
+    membership *m = xcalloc(1, sizeof *m);
+    m->opt = *opt;
+    m->store = store;
+    m->on_event = on_event;
+    m->listener_ctx = ctx;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    snprintf(m->not_ready, sizeof m->not_ready, "waiting for %d worker%s to register", opt->tp, opt->tp > 1 ? "s" : "");
+    return m;
+}
+
+void membership_start(membership *m) {
+    facet_thread_start(&m->thread, membership_main, m, "membership");
+    m->started = true;
+}
+
+void membership_stop(membership *m) {
+    pthread_mutex_lock(&m->mu);
+    m->stopping = true;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    if (m->started) pthread_join(m->thread, NULL);
+    m->started = false;
+}
+
+void membership_free(membership *m) {
+    if (!m) return;
+    while (m->n_workers > 0) worker_remove(m, m->n_workers - 1);
+    free(m->workers);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
 }

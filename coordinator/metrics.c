@@ -1,4 +1,5 @@
 #include "coordinator/metrics.h"
+#include "common/alloc.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -44,7 +45,7 @@ static void histogram_observe(histogram *h, double v) {
 }
 
 metrics *metrics_create(void) {
-    metrics *m = calloc(1, sizeof *m);
+    metrics *m = xcalloc(1, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
     static const double latency[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
     static const double tokens[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};

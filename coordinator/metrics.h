@@ -5,7 +5,7 @@
 #ifndef FACET_COORDINATOR_METRICS_H
 #define FACET_COORDINATOR_METRICS_H
 
-#include "coordinator/coordinator.h"
+#include "coordinator/stats.h"
 
 typedef struct metrics metrics;
 

@@ -1,5 +1,6 @@
 /* openai.c — OpenAI-compatible requests and responses (see openai.h). */
 #include "coordinator/openai.h"
+#include "common/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -92,7 +93,7 @@ static bool get_string(const cJSON *obj, const char *name, char **out, api_error
     if (!v) return true;
     if (!cJSON_IsString(v)) return api_error_set(err, 400, name, "'%s' must be a string", name);
     if (!valid_utf8(v->valuestring)) return api_error_set(err, 400, name, "'%s' is not valid UTF-8", name);
-    *out = strdup(v->valuestring);
+    *out = xstrdup(v->valuestring);
     return true;
 }
 
@@ -156,7 +157,7 @@ static bool parse_stop(const cJSON *root, openai_request *r, api_error *err) {
     if (cJSON_IsString(v)) {
         if (!v->valuestring[0]) return api_error_set(err, 400, "stop", "'stop' must not be an empty string");
         if (!valid_utf8(v->valuestring)) return api_error_set(err, 400, "stop", "'stop' is not valid UTF-8");
-        r->stop[r->n_stop++] = strdup(v->valuestring);
+        r->stop[r->n_stop++] = xstrdup(v->valuestring);
         return true;
     }
     if (!cJSON_IsArray(v)) return api_error_set(err, 400, "stop", "'stop' must be a string or an array of strings");
@@ -166,7 +167,7 @@ static bool parse_stop(const cJSON *root, openai_request *r, api_error *err) {
         if (!cJSON_IsString(s) || !s->valuestring[0])
             return api_error_set(err, 400, "stop", "'stop' must hold non-empty strings");
         if (!valid_utf8(s->valuestring)) return api_error_set(err, 400, "stop", "'stop' is not valid UTF-8");
-        r->stop[r->n_stop++] = strdup(s->valuestring);
+        r->stop[r->n_stop++] = xstrdup(s->valuestring);
     }
     return true;
 }
@@ -184,7 +185,7 @@ static bool parse_prompt(const cJSON *root, openai_request *r, api_error *err) {
     if (!cJSON_IsNumber(v->child))
         return api_error_set(err, 400, "prompt", "several prompts in one request are not supported: send one per request");
     if (n > MAX_PROMPT_IDS) return api_error_set(err, 400, "prompt", "'prompt' has more than %d token ids", MAX_PROMPT_IDS);
-    r->prompt_ids = malloc((size_t)n * sizeof *r->prompt_ids);
+    r->prompt_ids = xmalloc((size_t)n * sizeof *r->prompt_ids);
     for (const cJSON *t = v->child; t; t = t->next) {
         if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 0 || t->valuedouble > 2147483647.0)
             return api_error_set(err, 400, "prompt", "'prompt' token ids must be non-negative integers");
@@ -199,7 +200,7 @@ static bool message_content(const cJSON *c, int i, chat_message *m, api_error *e
     snprintf(param, sizeof param, "messages[%d].content", i);
     if (cJSON_IsString(c)) {
         if (!valid_utf8(c->valuestring)) return api_error_set(err, 400, param, "'%s' is not valid UTF-8", param);
-        m->content = strdup(c->valuestring);
+        m->content = xstrdup(c->valuestring);
     } else if (cJSON_IsArray(c)) {
         strbuf text;
         strbuf_init(&text);
@@ -216,7 +217,7 @@ static bool message_content(const cJSON *c, int i, chat_message *m, api_error *e
             }
             strbuf_append_str(&text, t->valuestring);
         }
-        m->content = text.data ? text.data : strdup("");
+        m->content = text.data ? text.data : xstrdup("");
     } else {
         return api_error_set(err, 400, param, "'%s' must be a string or an array of text parts", param);
     }
@@ -231,7 +232,7 @@ static bool parse_messages(const cJSON *root, openai_request *r, api_error *err)
     int n = cJSON_GetArraySize(v);
     if (n == 0) return api_error_set(err, 400, "messages", "'messages' is empty");
     if (n > 4096) return api_error_set(err, 400, "messages", "'messages' has more than 4096 entries");
-    r->messages = calloc((size_t)n, sizeof *r->messages);
+    r->messages = xcalloc((size_t)n, sizeof *r->messages);
     int i = 0;
     for (const cJSON *m = v->child; m; m = m->next, i++) {
         char param[48];
@@ -246,7 +247,7 @@ static bool parse_messages(const cJSON *root, openai_request *r, api_error *err)
              strcmp(role->valuestring, "assistant") != 0 && strcmp(role->valuestring, "developer") != 0))
             return api_error_set(err, 400, param, "'%s.role' must be system, developer, user or assistant", param);
         /* OpenAI's "developer" is the newer name of "system" */
-        r->messages[i].role = strdup(strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring);
+        r->messages[i].role = xstrdup(strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring);
         r->n_messages = i + 1;
         if (!message_content(cJSON_GetObjectItemCaseSensitive(m, "content"), i, &r->messages[i], err)) return false;
     }
@@ -374,11 +375,11 @@ void openai_choice_add(openai_choice *c, const session_delta *d) {
     c->completion_tokens++;
     if (c->n_tokens == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 32;
-        c->tokens = realloc(c->tokens, (size_t)c->cap * sizeof *c->tokens);
-        c->logprobs = realloc(c->logprobs, (size_t)c->cap * sizeof *c->logprobs);
-        c->top_ids = realloc(c->top_ids, (size_t)c->cap * sizeof *c->top_ids);
-        c->top_lps = realloc(c->top_lps, (size_t)c->cap * sizeof *c->top_lps);
-        c->n_top = realloc(c->n_top, (size_t)c->cap * sizeof *c->n_top);
+        c->tokens = xrealloc(c->tokens, (size_t)c->cap * sizeof *c->tokens);
+        c->logprobs = xrealloc(c->logprobs, (size_t)c->cap * sizeof *c->logprobs);
+        c->top_ids = xrealloc(c->top_ids, (size_t)c->cap * sizeof *c->top_ids);
+        c->top_lps = xrealloc(c->top_lps, (size_t)c->cap * sizeof *c->top_lps);
+        c->n_top = xrealloc(c->n_top, (size_t)c->cap * sizeof *c->n_top);
     }
     c->tokens[c->n_tokens] = d->token;
     c->logprobs[c->n_tokens] = d->logprob;
@@ -529,7 +530,7 @@ static char *as_event(cJSON *root) {
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     size_t n = strlen(json);
-    char *ev = malloc(n + 9);
+    char *ev = xmalloc(n + 9);
     memcpy(ev, "data: ", 6);
     memcpy(ev + 6, json, n);
     memcpy(ev + 6 + n, "\n\n", 3);
@@ -543,7 +544,7 @@ char *openai_render_chunk(const openai_context *ctx, int index, const session_de
     cJSON *arr = cJSON_AddArrayToObject(root, "choices");
     cJSON *ch = cJSON_CreateObject();
     cJSON_AddNumberToObject(ch, "index", index);
-    char *text = strndup(d->text ? d->text : "", d->text_len);
+    char *text = xstrndup(d->text ? d->text : "", d->text_len);
     if (chat) {
         cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
         if (role_first) cJSON_AddStringToObject(delta, "role", "assistant");

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include "coordinator/session.h"
-#include "coordinator/tokenizer/chat.h"
-#include "worker/sampler.h"
+#include "tokenizer/chat.h"
+#include "protocol/sampling.h"
 
 typedef enum { OPENAI_COMPLETIONS, OPENAI_CHAT } openai_kind;
 

@@ -6,12 +6,12 @@
 #include <string.h>
 
 #include "common/clock.h"
-#include "coordinator/coordinator_impl.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "common/alloc.h"
 #include "rpc/rpc.h"
+#include "tokenizer/tokenizer.h"
 
 struct session {
-    coordinator *co;
+    const frontend *fe;
     gen_stream *stream;
     detokenizer detok;
     bool has_tokenizer;
@@ -37,25 +37,25 @@ request_outcome session_outcome_of_code(int code) {
     }
 }
 
-session *session_start(coordinator *co, const gen_request *req, const char *const *stop, int n_stop, int *code,
+session *session_start(const frontend *fe, const gen_request *req, const char *const *stop, int n_stop, int *code,
                        errbuf *err) {
     double start = clock_now_s();
-    gen_stream *g = coordinator_submit(co, req, code, err);
+    gen_stream *g = scheduler_submit(fe->sched, req, code, err);
     if (!g) {
-        metrics_request_done(co->metrics, session_outcome_of_code(*code), 0, 0, -1, -1);
+        metrics_request_done(fe->metrics, session_outcome_of_code(*code), 0, 0, -1, -1);
         return NULL;
     }
-    session *s = calloc(1, sizeof *s);
-    s->co = co;
+    session *s = xcalloc(1, sizeof *s);
+    s->fe = fe;
     s->stream = g;
     s->start = start;
     s->prompt_tokens = req->prompt_len;
-    s->has_tokenizer = co->tok != NULL;
-    if (s->has_tokenizer) detokenizer_init(&s->detok, co->tok);
+    s->has_tokenizer = fe->model->tok != NULL;
+    if (s->has_tokenizer) detokenizer_init(&s->detok, fe->model->tok);
     strbuf_init(&s->text);
     for (int i = 0; i < n_stop && i < SESSION_MAX_STOP; i++) {
         if (!stop[i] || !stop[i][0]) continue;
-        s->stop[s->n_stop] = strdup(stop[i]);
+        s->stop[s->n_stop] = xstrdup(stop[i]);
         s->stop_len[s->n_stop] = strlen(stop[i]);
         if (s->stop_len[s->n_stop] > s->max_stop_len) s->max_stop_len = s->stop_len[s->n_stop];
         s->n_stop++;
@@ -132,7 +132,7 @@ bool session_next(session *s, session_delta *d, int timeout_ms) {
         d->logits = ev.logits;
         s->completion_tokens++;
         if (s->first_token == 0) s->first_token = now;
-        else metrics_observe_itl(s->co->metrics, now - s->last_token);
+        else metrics_observe_itl(s->fe->metrics, now - s->last_token);
         s->last_token = now;
         if (ev.kind == GEN_EVENT_TOKEN && s->has_tokenizer) detokenizer_push(&s->detok, ev.token, &s->text);
     }
@@ -163,7 +163,7 @@ void session_end(session *s) {
         s->outcome = OUTCOME_CANCELLED;
     }
     double end = s->last_token > 0 ? s->last_token : clock_now_s();
-    metrics_request_done(s->co->metrics, s->outcome, s->prompt_tokens, s->completion_tokens,
+    metrics_request_done(s->fe->metrics, s->outcome, s->prompt_tokens, s->completion_tokens,
                          s->first_token > 0 ? s->first_token - s->start : -1, end - s->start);
     gen_stream_release(s->stream);
     for (int i = 0; i < s->n_stop; i++) free(s->stop[i]);

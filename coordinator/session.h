@@ -7,8 +7,9 @@
 #ifndef FACET_COORDINATOR_SESSION_H
 #define FACET_COORDINATOR_SESSION_H
 
-#include "coordinator/coordinator.h"
+#include "coordinator/frontend.h"
 #include "coordinator/metrics.h"
+#include "coordinator/stream.h"
 
 #define SESSION_MAX_STOP 16
 
@@ -31,7 +32,7 @@ typedef struct session_delta {
 
 /* Submits the request. NULL (with *code, err) when refused at once; the
  * refusal is counted in the metrics. */
-session *session_start(coordinator *co, const gen_request *req, const char *const *stop, int n_stop, int *code,
+session *session_start(const frontend *fe, const gen_request *req, const char *const *stop, int n_stop, int *code,
                         errbuf *err);
 /* The next delta; false if nothing happened within timeout_ms. After a
  * delta with finish or error_code, there are no more. */

@@ -1,4 +1,5 @@
 #include "model/checkpoint.h"
+#include "common/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ static bool safe_shard_name(const char *name) {
 static bool open_file(checkpoint *ck, const char *name, errbuf *err) {
     char path[CHECKPOINT_PATH_MAX];
     if (!checkpoint_path(ck->dir, name, path, sizeof path)) return errbuf_set(err, "path too long");
-    ck->files = realloc(ck->files, (size_t)(ck->n_files + 1) * sizeof *ck->files);
+    ck->files = xrealloc(ck->files, (size_t)(ck->n_files + 1) * sizeof *ck->files);
     if (!safetensors_open(&ck->files[ck->n_files], path, err)) return false;
     ck->n_files++;
     return true;
@@ -58,7 +59,7 @@ static bool open_sharded(checkpoint *ck, const char *index_path, errbuf *err) {
         int k = 0;
         while (k < n_names && strcmp(names[k], e->valuestring) != 0) k++;
         if (k == n_names) {
-            names = realloc(names, (size_t)(n_names + 1) * sizeof *names);
+            names = xrealloc(names, (size_t)(n_names + 1) * sizeof *names);
             names[n_names++] = e->valuestring;
         }
     }

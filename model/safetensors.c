@@ -1,4 +1,5 @@
 #include "model/safetensors.h"
+#include "common/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -112,8 +113,8 @@ bool safetensors_parse(safetensors *st, const uint8_t *buf, size_t size, errbuf 
     }
     int n = 0;
     for (const cJSON *e = root->child; e; e = e->next) n++;
-    st->tensors = calloc((size_t)n + 1, sizeof *st->tensors);
-    spans = calloc((size_t)n + 1, sizeof *spans);
+    st->tensors = xcalloc((size_t)n + 1, sizeof *st->tensors);
+    spans = xcalloc((size_t)n + 1, sizeof *spans);
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!e->string || !*e->string || strlen(e->string) > MAX_NAME_LEN) {
             errbuf_set(err, "header has an empty or over-long tensor name");
@@ -127,7 +128,7 @@ bool safetensors_parse(safetensors *st, const uint8_t *buf, size_t size, errbuf 
             continue;
         }
         st_tensor *t = &st->tensors[st->n_tensors];
-        t->name = strdup(e->string);
+        t->name = xstrdup(e->string);
         st->n_tensors++;
         uint64_t begin = 0;
         if (!parse_entry(t, e, data, data_size, &begin, err)) {
@@ -188,11 +189,11 @@ void st_writer_free(st_writer *w) {
 void st_writer_add(st_writer *w, const char *name, dtype t, int ndim, const int64_t *shape) {
     if (w->n == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 64;
-        w->entries = realloc(w->entries, (size_t)w->cap * sizeof *w->entries);
+        w->entries = xrealloc(w->entries, (size_t)w->cap * sizeof *w->entries);
     }
     struct st_writer_entry *e = &w->entries[w->n++];
     memset(e, 0, sizeof *e);
-    e->name = strdup(name);
+    e->name = xstrdup(name);
     e->dtype = t;
     e->ndim = ndim;
     e->nbytes = dtype_size(t);

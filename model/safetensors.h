@@ -17,7 +17,7 @@
 
 #include "common/error.h"
 #include "common/mapped_file.h"
-#include "model/dtype.h"
+#include "common/dtype.h"
 
 #define ST_MAX_DIMS 8
 #define ST_MAX_HEADER (100u << 20) /* the format's own limit: 100 MB */

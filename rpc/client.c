@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rpc/rpc.h"
+#include "common/alloc.h"
 #include "rpc/rpc_impl.h"
 
 #define MAX_MESSAGE_BYTES (64 << 20)
@@ -45,10 +46,10 @@ rpc_channel *rpc_channel_create(const char *target) {
     };
     grpc_channel_args chargs = {2, args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    rpc_channel *ch = calloc(1, sizeof *ch);
+    rpc_channel *ch = xcalloc(1, sizeof *ch);
     ch->channel = grpc_channel_create(target, creds, &chargs);
     grpc_channel_credentials_release(creds);
-    ch->target = strdup(target);
+    ch->target = xstrdup(target);
     return ch;
 }
 
@@ -114,7 +115,7 @@ static int finish_call(pending_call *p, bool started, const char *method, const 
         grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
         grpc_byte_buffer_reader_destroy(&reader);
         *resp_len = GRPC_SLICE_LENGTH(all);
-        *resp = malloc(*resp_len ? *resp_len : 1);
+        *resp = xmalloc(*resp_len ? *resp_len : 1);
         memcpy(*resp, GRPC_SLICE_START_PTR(all), *resp_len);
         grpc_slice_unref(all);
     } else if (code == RPC_OK) {
@@ -150,8 +151,8 @@ int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *req, 
 
 void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms) {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-    pending_call *p = calloc((size_t)n, sizeof *p);
-    bool *started = calloc((size_t)n, sizeof *started);
+    pending_call *p = xcalloc((size_t)n, sizeof *p);
+    bool *started = xcalloc((size_t)n, sizeof *started);
     int waiting = 0;
     for (int i = 0; i < n; i++) {
         started[i] = start_call(&p[i], calls[i].channel, cq, method, calls[i].request, timeout_ms, &p[i]);

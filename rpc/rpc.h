@@ -49,12 +49,16 @@ void rpc_shutdown(void);
 typedef struct rpc_server rpc_server;
 typedef struct rpc_call rpc_call;
 
-/* A method handler. It may send any number of messages (one for unary),
- * then must call rpc_call_finish once (if it does not, OK is sent). */
-typedef void (*rpc_handler)(void *ctx, rpc_call *call, const uint8_t *request, size_t len);
+/* A method handler, given the request already unpacked (a request that is
+ * not a valid message of the method's type never reaches it: the server
+ * answers INVALID_ARGUMENT "<path>: malformed request"). It may send any
+ * number of messages (one for unary), then calls rpc_call_finish once (if it
+ * does not, OK is sent). The server frees the request afterwards. */
+typedef void (*rpc_handler)(void *ctx, rpc_call *call, const ProtobufCMessage *request);
 
 typedef struct rpc_method {
-    const char *path; /* "/facet.v1.Worker/Step" */
+    const char *path;                          /* "/facet.v1.Worker/Step" */
+    const ProtobufCMessageDescriptor *request; /* the request's message type */
     rpc_handler handler;
     void *ctx;
 } rpc_method;
@@ -102,10 +106,5 @@ typedef struct rpc_fanout {
     errbuf err;
 } rpc_fanout;
 void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms);
-
-/* ---- protobuf-c helpers ----------------------------------------------------- */
-
-/* Unpacks into a message (NULL if the bytes are not one). */
-#define RPC_UNPACK(type_prefix, data, len) type_prefix##__unpack(NULL, (len), (data))
 
 #endif

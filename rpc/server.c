@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rpc/rpc.h"
+#include "common/alloc.h"
 #include "rpc/rpc_impl.h"
 
 #define MAX_MESSAGE_BYTES (64 << 20)
@@ -100,7 +101,7 @@ const char *rpc_call_metadata(rpc_call *c, const char *key, char *buf, size_t le
 
 bool rpc_call_send_message(rpc_call *c, const ProtobufCMessage *msg) {
     size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(n ? n : 1);
+    uint8_t *buf = xmalloc(n ? n : 1);
     protobuf_c_message_pack(msg, buf);
     bool ok = rpc_call_send(c, buf, n);
     free(buf);
@@ -142,9 +143,17 @@ static void serve_call(rpc_server *s, rpc_call *c, const grpc_call_details *deta
         grpc_byte_buffer_reader_init(&reader, request);
         grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
         grpc_byte_buffer_reader_destroy(&reader);
-        m->handler(m->ctx, c, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all));
+        ProtobufCMessage *msg = protobuf_c_message_unpack(m->request, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
         grpc_slice_unref(all);
-        rpc_call_finish(c, RPC_OK, NULL);
+        if (msg) {
+            m->handler(m->ctx, c, msg);
+            protobuf_c_message_free_unpacked(msg, NULL);
+            rpc_call_finish(c, RPC_OK, NULL);
+        } else {
+            char text[300];
+            snprintf(text, sizeof text, "%s: malformed request", m->path);
+            rpc_call_finish(c, RPC_INVALID_ARGUMENT, text);
+        }
     }
     if (request) grpc_byte_buffer_destroy(request);
     if (!c->close_seen) wait_tag(c, &TAG_CLOSE);
@@ -186,12 +195,12 @@ rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
     };
     grpc_channel_args chargs = {2, args};
-    rpc_server *s = calloc(1, sizeof *s);
+    rpc_server *s = xcalloc(1, sizeof *s);
     s->server = grpc_server_create(&chargs, NULL);
     s->methods = methods;
     s->n_methods = n_methods;
     s->n_threads = n_threads < 1 ? 1 : n_threads;
-    s->threads = calloc((size_t)s->n_threads, sizeof *s->threads);
+    s->threads = xcalloc((size_t)s->n_threads, sizeof *s->threads);
     for (int i = 0; i < s->n_threads; i++) {
         s->threads[i].server = s;
         s->threads[i].cq = grpc_completion_queue_create_for_next(NULL);
@@ -214,7 +223,7 @@ rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_
         return NULL;
     }
     grpc_server_start(s->server);
-    for (int i = 0; i < s->n_threads; i++) pthread_create(&s->threads[i].thread, NULL, handler_main, &s->threads[i]);
+    for (int i = 0; i < s->n_threads; i++) facet_thread_start(&s->threads[i].thread, handler_main, &s->threads[i], "gRPC handler");
     if (port_out) *port_out = port;
     return s;
 }

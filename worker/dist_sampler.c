@@ -1,4 +1,5 @@
 #include "worker/dist_sampler.h"
+#include "common/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -62,7 +63,7 @@ static bool sample_single(int vocab, const float *raw, int m, const sample_reque
                           float *full_logits) {
     sampler s;
     sampler_init(&s, vocab);
-    float *work = malloc((size_t)vocab * sizeof *work);
+    float *work = xmalloc((size_t)vocab * sizeof *work);
     for (int i = 0; i < m; i++) {
         sample_whole_row(&s, raw + (size_t)i * vocab, work, vocab, &reqs[i], &out[i]);
         if (full_logits) memcpy(full_logits + (size_t)i * vocab, raw + (size_t)i * vocab, (size_t)vocab * sizeof(float));
@@ -191,8 +192,8 @@ static dist_sample_result decide_row(const uint8_t *gathered, size_t rank_stride
 /* Whole raw rows to every rank (top-p without top-k, min_p, return_logits). */
 static bool gather_rows(comm *c, const tp_layout *tp, int vocab, const float *raw, int m, float *rows, errbuf *err) {
     int size = comm_size(c), pad = (vocab + size - 1) / size;
-    float *send = calloc((size_t)m * pad, sizeof *send);
-    float *recv = malloc((size_t)m * pad * size * sizeof *recv);
+    float *send = xcalloc((size_t)m * pad, sizeof *send);
+    float *recv = xmalloc((size_t)m * pad * size * sizeof *recv);
     for (int i = 0; i < m; i++) memcpy(send + (size_t)i * pad, raw + (size_t)i * tp->vocab_size, (size_t)tp->vocab_size * sizeof(float));
     bool ok = comm_allgather(c, send, recv, (size_t)m * pad * sizeof(float), err);
     for (int q = 0; ok && q < size; q++) {
@@ -221,10 +222,10 @@ bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *raw, int 
     if (L.k > tp->vocab_size) L.k = tp->vocab_size;
     if (L.t > SAMPLER_MAX_TOP_LOGPROBS) L.t = SAMPLER_MAX_TOP_LOGPROBS;
     size_t stride = (size_t)m * record_bytes(L);
-    uint8_t *mine = calloc(1, stride), *all = malloc(stride * size);
+    uint8_t *mine = xcalloc(1, stride), *all = xmalloc(stride * size);
     int scratch_n = tp->vocab_size > L.k * size ? tp->vocab_size : L.k * size;
-    candidate *scratch = malloc((size_t)scratch_n * sizeof *scratch);
-    float *work = malloc((size_t)(tp->vocab_size > vocab ? tp->vocab_size : vocab) * sizeof *work);
+    candidate *scratch = xmalloc((size_t)scratch_n * sizeof *scratch);
+    float *work = xmalloc((size_t)(tp->vocab_size > vocab ? tp->vocab_size : vocab) * sizeof *work);
     for (int i = 0; i < m; i++) {
         row_summary *sum = (row_summary *)(mine + (size_t)i * record_bytes(L));
         summarize_row(raw + (size_t)i * tp->vocab_size, work, tp->vocab_size, tp->vocab_begin, &reqs[i], L, sum,
@@ -233,7 +234,7 @@ bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *raw, int 
     bool ok = comm_allgather(c, mine, all, stride, err);
     float *rows = NULL;
     if (ok && any_full) {
-        rows = full_logits ? full_logits : malloc((size_t)m * vocab * sizeof *rows);
+        rows = full_logits ? full_logits : xmalloc((size_t)m * vocab * sizeof *rows);
         ok = gather_rows(c, tp, vocab, raw, m, rows, err);
     }
     sampler s = {0};

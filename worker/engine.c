@@ -1,4 +1,5 @@
 #include "worker/engine.h"
+#include "common/alloc.h"
 
 #include <stdio.h>
 
@@ -40,7 +41,7 @@ struct engine {
     char ops_name[300];
 };
 
-/* Gemma scales embeddings by sqrt(d) cast to the model's dtype (GEMMA.md):
+/* Gemma scales embeddings by sqrt(d) cast to the model's dtype (docs/GEMMA.md):
  * 45.25 rather than 45.2548 for the 2B's d = 2048 in bf16. */
 static float embedding_scale(int d, dtype model_dtype) {
     float s = (float)sqrt((double)d);
@@ -73,7 +74,7 @@ static engine *create_cuda(model_weights *shape, model_weights *weights, uint64_
         errbuf_set(err, "the CUDA backend is unavailable: %s", why);
         return NULL;
     }
-    float *inv_freq = malloc((size_t)shape->cfg.head_dim / 2 * sizeof *inv_freq);
+    float *inv_freq = xmalloc((size_t)shape->cfg.head_dim / 2 * sizeof *inv_freq);
     rope_inv_freq(&shape->cfg, inv_freq);
     cuda_engine_desc desc = {
         .cfg = &shape->cfg,
@@ -94,7 +95,7 @@ static engine *create_cuda(model_weights *shape, model_weights *weights, uint64_
     cuda_engine *ce = api->engine_create(&desc, err);
     free(inv_freq);
     if (!ce) return NULL;
-    engine *e = calloc(1, sizeof *e);
+    engine *e = xcalloc(1, sizeof *e);
     e->opt = *opt;
     e->cuda = api;
     e->ce = ce;
@@ -118,7 +119,7 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
         model_weights shape = weights_shape_only(w);
         return create_cuda(&shape, w, 0, opt, err);
     }
-    engine *e = calloc(1, sizeof *e);
+    engine *e = xcalloc(1, sizeof *e);
     e->opt = *opt;
     if (!kv_cache_init(&e->kv, c->num_layers, opt->n_blocks, opt->block_size, w->tp.n_kv_heads, c->head_dim, err)) {
         free(e);
@@ -130,7 +131,7 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
     e->ops = opt->ops ? opt->ops : cpu_ops_select();
     e->tp = threadpool_create(opt->n_threads);
     int hd = c->head_dim;
-    e->inv_freq = scratch((size_t)hd / 2);
+    e->inv_freq = xmalloc((size_t)hd / 2 * sizeof *e->inv_freq);
     rope_inv_freq(c, e->inv_freq);
     e->emb_scale = embedding_scale(c->hidden_size, e->w.model_dtype);
 
@@ -307,7 +308,7 @@ bool engine_forward(engine *e, const engine_batch *b, float *logits, errbuf *err
     if (e->ce) return e->cuda->engine_forward(e->ce, b, logits, err);
     if (b->n_seqs > e->seqs_cap) {
         e->seqs_cap = b->n_seqs;
-        e->seqs = realloc(e->seqs, (size_t)e->seqs_cap * sizeof *e->seqs);
+        e->seqs = xrealloc(e->seqs, (size_t)e->seqs_cap * sizeof *e->seqs);
     }
     for (int s = 0, off = 0; s < b->n_seqs; s++) {
         const engine_seq *q = &b->seqs[s];

@@ -10,13 +10,11 @@
 
 #include <stdint.h>
 
+#include "kernels/batch.h"
+#include "model/weights.h"
 #include "worker/kv_cache.h"
-#include "worker/weights.h"
 
 typedef struct engine engine;
-
-/* Sums a buffer over all ranks of the group, in place (NULL for T = 1). */
-typedef bool (*engine_allreduce_fn)(void *ctx, float *buf, size_t n, errbuf *err);
 
 typedef enum { ENGINE_CPU = 0, ENGINE_CUDA = 1 } engine_device;
 
@@ -33,20 +31,6 @@ typedef struct engine_options {
     engine_allreduce_fn allreduce; /* host buffers; CUDA stages through the host */
     void *allreduce_ctx;
 } engine_options;
-
-typedef struct engine_seq {
-    int32_t start_pos;  /* positions already in the cache */
-    int32_t n_tokens;   /* new tokens in this step (>= 1) */
-    const int32_t *block_table; /* (n_blocks) covers [0, start_pos + n_tokens) */
-    int32_t n_blocks;
-    int32_t n_logits;   /* logits for the last n_logits new tokens (0..n_tokens) */
-} engine_seq;
-
-typedef struct engine_batch {
-    int n_seqs;
-    const engine_seq *seqs;
-    const int32_t *tokens; /* all new tokens, sequence after sequence */
-} engine_batch;
 
 /* Takes ownership of the weights. */
 engine *engine_create(model_weights *weights, const engine_options *opt, errbuf *err);

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "common/threadpool.h"
-#include "model/dtype.h"
+#include "common/dtype.h"
 
 typedef struct weight_matrix {
     dtype dtype; /* DTYPE_BF16 or DTYPE_F32 */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/cpu/ops.h"
+#include "common/alloc.h"
 #include "kernels/cpu/ops_common.h"
 
 #define AVX2 __attribute__((target("avx2,fma")))
@@ -316,7 +317,7 @@ static void attention_task(void *p, int task, int thread) {
     int hd = kv->head_dim;
     int kvh = (j->head_begin + h) / j->group - j->kv_head_begin;
     const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
-    float *scores = malloc((size_t)(pos + 1) * sizeof *scores);
+    float *scores = xmalloc((size_t)(pos + 1) * sizeof *scores);
     float max = -INFINITY;
     for (int k = 0; k <= pos; k++) {
         scores[k] = dot_f32(qv, kv->k + kv_offset(kv, s->block_table, k, kvh), hd) * j->scale;
@@ -340,7 +341,7 @@ static void fast_attention(threadpool *tp, float *out, const float *q, const kv_
     int n_tokens = 0;
     for (int s = 0; s < n_seqs; s++) n_tokens += seqs[s].n_tokens;
     attention_job j = {out, q, kv, seqs, n_seqs, n_heads, head_begin, group, kv_head_begin, scale, NULL};
-    j.task_seq = malloc((size_t)(n_tokens > 0 ? n_tokens : 1) * sizeof *j.task_seq);
+    j.task_seq = xmalloc((size_t)(n_tokens > 0 ? n_tokens : 1) * sizeof *j.task_seq);
     for (int s = 0; s < n_seqs; s++)
         for (int i = 0; i < seqs[s].n_tokens; i++) j.task_seq[seqs[s].token_offset + i] = s;
     threadpool_run(tp, n_tokens * n_heads, attention_task, &j);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/numeric.h"
+#include "common/alloc.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/ops_common.h"
 
@@ -94,7 +95,7 @@ static void ref_attention(threadpool *tp, float *out, const float *q, const kv_l
     int hd = kv->head_dim;
     for (int s = 0; s < n_seqs; s++) {
         int ctx = seqs[s].start_pos + seqs[s].n_tokens;
-        float *scores = malloc((size_t)ctx * sizeof *scores);
+        float *scores = xmalloc((size_t)ctx * sizeof *scores);
         for (int i = 0; i < seqs[s].n_tokens; i++) {
             int t = seqs[s].token_offset + i, p = seqs[s].start_pos + i;
             for (int h = 0; h < n_heads; h++) {

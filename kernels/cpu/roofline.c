@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
 
 #define CHUNK (1u << 20) /* bytes per task */
@@ -33,7 +34,7 @@ __attribute__((target("avx2"))) static void read_task(void *p, int task, int thr
 
 double cpu_read_bandwidth_gbs(threadpool *tp, size_t bytes, int reps) {
     bytes = (bytes / CHUNK) * CHUNK;
-    float *buf = aligned_alloc(64, bytes);
+    float *buf = xaligned_alloc(64, bytes);
     memset(buf, 1, bytes); /* touch every page */
     read_job j = {buf, bytes / sizeof(float), {0}};
     double best = 0;

@@ -18,7 +18,8 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "worker/engine.h"
+#include "kernels/batch.h"
+#include "model/weights.h"
 
 #define FACET_CUDA_API_VERSION 2
 

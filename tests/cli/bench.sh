@@ -13,9 +13,7 @@
 
 "$FACET" make-model --preset tiny --layers 2 --out "$WORK/model" 2>/dev/null
 PORT=$(free_port)
-"$FACET" serve --model "$WORK/model" --tp 1 --grpc-port "$(free_port)" --http-port "$PORT" >"$WORK/serve.out" 2>"$WORK/serve.err" &
-pids+=("$!")
-for _ in $(seq 1 300); do grep -qs "Ctrl-C stops" "$WORK/serve.out" && break; sleep 0.1; done
+check "a server starts" start_serve serve "$PORT" --model "$WORK/model" --tp 1 --grpc-port "$(free_port)"
 URL=http://127.0.0.1:$PORT
 bench() { "$FACET" bench serve --url "$URL" --model "$WORK/model" --no-progress "$@"; }
 

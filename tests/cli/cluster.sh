@@ -22,13 +22,7 @@ GRPC=$(free_port)
 HTTP=$(free_port)
 ADDR=127.0.0.1:$GRPC
 
-ready() { # ready: 0 when /ready answers 200
-    python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$HTTP/ready').status == 200 else 1)" 2>/dev/null
-}
-wait_ready() { for _ in $(seq 1 300); do ready && return 0; sleep 0.1; done; return 1; }
-wait_log() { # wait_log FILE TEXT SECONDS
-    for _ in $(seq 1 $(($3 * 10))); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1
-}
+wait_ready() { wait_for 30 http_ready "$HTTP"; }
 start_worker() { # start_worker NAME [args]: its pid in $last
     local name=$1
     shift
@@ -36,7 +30,6 @@ start_worker() { # start_worker NAME [args]: its pid in $last
     last=$!
     pids+=("$last")
 }
-json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval("d"+sys.argv[2]))' "$@"; }
 
 M=$WORK/model
 "$FACET" make-model --preset tiny --layers 2 --out "$M" 2>/dev/null
@@ -51,7 +44,7 @@ check "the group forms" wait_ready
 
 # --- the independent client --------------------------------------------------------
 $CLIENT "$ADDR" "$PROTO" health >"$WORK/health.json"
-check "grpc.health.v1 Check says SERVING" [ "$(json "$WORK/health.json" '["status"]')" = SERVING ]
+same "grpc.health.v1 Check says SERVING" "$(json "$WORK/health.json" '["status"]')" SERVING
 for s in "greedy:--temperature 0" "sampled:--temperature 0.8 --top-k 40 --seed 9"; do
     name=${s%%:*}
     flags=${s#*:}
@@ -59,9 +52,9 @@ for s in "greedy:--temperature 0" "sampled:--temperature 0.8 --top-k 40 --seed 9
     $CLIENT "$ADDR" "$PROTO" generate --prompt "The history of science" --max-tokens 12 --ignore-eos $flags >"$WORK/$name-grpc.json"
     # shellcheck disable=SC2086
     "$FACET" generate --model "$M" --prompt "The history of science" --max-tokens 12 --ignore-eos --json $flags >"$WORK/$name-cli.json"
-    check "Python gRPC client ($name) gets facet generate's tokens" \
-        [ "$(json "$WORK/$name-grpc.json" '["output_ids"]')" = "$(json "$WORK/$name-cli.json" '["output_ids"]')" ]
-    check "and its text ($name)" [ "$(json "$WORK/$name-grpc.json" '["text"]')" = "$(json "$WORK/$name-cli.json" '["text"]')" ]
+    same "Python gRPC client ($name) gets facet generate's tokens" \
+        "$(json "$WORK/$name-grpc.json" '["output_ids"]')" "$(json "$WORK/$name-cli.json" '["output_ids"]')"
+    same "and its text ($name)" "$(json "$WORK/$name-grpc.json" '["text"]')" "$(json "$WORK/$name-cli.json" '["text"]')"
 done
 
 # concurrent requests share steps; each must get its own tokens
@@ -74,7 +67,7 @@ wait_clients
 for i in 1 2 3 4; do
     "$FACET" generate --model "$M" --prompt "Prompt number $i says" --max-tokens $((6 + 3 * i)) --ignore-eos \
         --temperature 0.7 --seed "$i" --json >"$WORK/alone-$i.json"
-    check "concurrent request $i = alone" [ "$(json "$WORK/conc-$i.json" '["output_ids"]')" = "$(json "$WORK/alone-$i.json" '["output_ids"]')" ]
+    same "concurrent request $i = alone" "$(json "$WORK/conc-$i.json" '["output_ids"]')" "$(json "$WORK/alone-$i.json" '["output_ids"]')"
 done
 
 # --- a worker dies mid-generation ----------------------------------------------------
@@ -86,20 +79,20 @@ t_kill=$(date +%s.%N)
 wait "$client"
 t_done=$(date +%s.%N)
 echo "ok: the request ended $(python3 -c "print(round($t_done - $t_kill, 2))") s after the kill: $(json "$WORK/killed.json" '["message"]')"
-check "the request fails with UNAVAILABLE" [ "$(json "$WORK/killed.json" '["error"]')" = UNAVAILABLE ]
+same "the request fails with UNAVAILABLE" "$(json "$WORK/killed.json" '["error"]')" UNAVAILABLE
 check "saying a worker was lost" grep -q "was lost" "$WORK/killed.json"
 check "within 10 s" python3 -c "import sys; sys.exit(0 if $t_done - $t_kill < 10 else 1)"
 check "the coordinator is still running" kill -0 "$CO"
 check "/health still answers" python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HTTP/health')"
-check "/ready says not ready" bash -c "! python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HTTP/ready')\" 2>/dev/null"
+check "/ready says not ready" not http_ready "$HTTP"
 $CLIENT "$ADDR" "$PROTO" generate --prompt "Hello" --max-tokens 3 >"$WORK/not-ready.json"
-check "a request meanwhile is refused at once, retriably" [ "$(json "$WORK/not-ready.json" '["error"]')" = UNAVAILABLE ]
+same "a request meanwhile is refused at once, retriably" "$(json "$WORK/not-ready.json" '["error"]')" UNAVAILABLE
 start_worker w3
 W3=$last
 check "a new worker re-forms the group" wait_ready
 $CLIENT "$ADDR" "$PROTO" generate --prompt "The history of science" --max-tokens 12 --ignore-eos >"$WORK/after.json"
-check "and new requests succeed, with the same tokens" \
-    [ "$(json "$WORK/after.json" '["output_ids"]')" = "$(json "$WORK/greedy-cli.json" '["output_ids"]')" ]
+same "and new requests succeed, with the same tokens" \
+    "$(json "$WORK/after.json" '["output_ids"]')" "$(json "$WORK/greedy-cli.json" '["output_ids"]')"
 
 # --- refusals ------------------------------------------------------------------------
 start_worker old --protocol-version 99
@@ -111,17 +104,17 @@ check "saying why" grep -q "protocol version 99" "$WORK/old.log"
 check "and the coordinator says so too" grep -q "refused a worker: .*protocol version 99" "$WORK/coordinator.log"
 
 start_worker taker --rank 0
-check "a worker asking for a taken rank is refused" wait_log "$WORK/taker.log" "rank 0 is taken" 10
+check "a worker asking for a taken rank is refused" wait_log 10 "$WORK/taker.log" "rank 0 is taken"
 kill "$last" 2>/dev/null
 
 start_worker badpath --model /nonexistent/model
-check "the bad worker registers as a standby" wait_log "$WORK/coordinator.log" "registered" 5
+check "the bad worker registers as a standby" wait_log 5 "$WORK/coordinator.log" "registered"
 kill -9 "$W1" # the group must re-form with the standby, which cannot load
-check "the standby's failure to load is reported" wait_log "$WORK/coordinator.log" "did not load" 15
+check "the standby's failure to load is reported" wait_log 15 "$WORK/coordinator.log" "did not load"
 check "with the reason" grep -q "/nonexistent/model" "$WORK/badpath.log"
 start_worker w4
 check "with a good worker the group forms again" wait_ready
 $CLIENT "$ADDR" "$PROTO" generate --prompt "The history of science" --max-tokens 12 --ignore-eos >"$WORK/final.json"
-check "and serves" [ "$(json "$WORK/final.json" '["output_ids"]')" = "$(json "$WORK/greedy-cli.json" '["output_ids"]')" ]
+same "and serves" "$(json "$WORK/final.json" '["output_ids"]')" "$(json "$WORK/greedy-cli.json" '["output_ids"]')"
 check "the coordinator never crashed" kill -0 "$CO"
 finish

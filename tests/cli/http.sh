@@ -16,14 +16,10 @@ if [ ! -x "$VENV_PY" ] || ! "$VENV_PY" -c "import openai" 2>/dev/null; then
 fi
 LOAD="python3 $(dirname "$0")/http_load.py"
 
-serve() { # serve NAME HTTP_PORT [options]: waits until it serves
+serve() { # serve NAME HTTP_PORT [options]: a tp=2 server of the test model
     local name=$1 http=$2
     shift 2
-    "$FACET" serve --model "$WORK/model" --tp 2 --grpc-port "$(free_port)" --http-port "$http" "$@" \
-        >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    pids+=("$!")
-    for _ in $(seq 1 300); do grep -qs "Ctrl-C stops" "$WORK/$name.out" && return 0; sleep 0.1; done
-    return 1
+    start_serve "$name" "$http" --model "$WORK/model" --tp 2 --grpc-port "$(free_port)" "$@"
 }
 
 "$FACET" make-model --preset tiny --layers 2 --out "$WORK/model" 2>/dev/null

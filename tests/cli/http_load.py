@@ -17,10 +17,11 @@ import json
 import os
 import socket
 import sys
+
+from checks import check, done
 import threading
 import time
 
-checks = failed = 0
 KEY = os.environ.get("FACET_API_KEY")  # sent as a Bearer token when set
 
 
@@ -28,14 +29,6 @@ def with_key(headers):
     return dict(headers, Authorization=f"Bearer {KEY}") if KEY else headers
 
 
-def check(what, cond, detail=""):
-    global checks, failed
-    checks += 1
-    if cond:
-        print(f"ok: {what}")
-    else:
-        failed += 1
-        print(f"FAIL: {what} {str(detail)[:500]}", file=sys.stderr)
 
 
 def request(host, port, method, path, body=None, headers=None, timeout=120):
@@ -243,8 +236,7 @@ def main():
     n = int(sys.argv[5]) if len(sys.argv) > 5 else 32
     {"invariance": lambda: invariance(host, port, model, n), "cancel": lambda: cancel(host, port, model, n),
      "badinput": lambda: badinput(host, port, model), "preempt": lambda: preempt(host, port, model, n)}[cmd]()
-    print(f"http_load.py {cmd}: {checks} checks, {failed} failed")
-    sys.exit(1 if failed else 0)
+    done(f"http_load.py {cmd}")
 
 
 if __name__ == "__main__":

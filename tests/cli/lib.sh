@@ -10,6 +10,9 @@ mkdir -p "$WORK"
 checks=0
 failed=0
 
+TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export PYTHONPATH="$TESTS${PYTHONPATH:+:$PYTHONPATH}" # checks.py for the Python helpers
+
 # a free TCP port on the loopback interface
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # servers a test starts in the background: append their pids; killed on exit
@@ -52,6 +55,68 @@ expect_error() {
     else
         echo "ok: $what: $(cat "$WORK/err")"
     fi
+}
+
+# same "what" A B: A and B are equal and neither is empty (two commands that
+# both print nothing, or fail, are not "the same").
+same() {
+    local what=$1 a=$2 b=$3
+    checks=$((checks + 1))
+    if [ -z "$a" ] || [ -z "$b" ]; then
+        failed=$((failed + 1))
+        echo "FAIL: $what: empty output (${#a} and ${#b} bytes)" >&2
+    elif [ "$a" != "$b" ]; then
+        failed=$((failed + 1))
+        printf 'FAIL: %s: they differ:\n    %s\n    %s\n' "$what" "${a:0:300}" "${b:0:300}" >&2
+    else
+        echo "ok: $what"
+    fi
+}
+
+# differ "what" A B: A and B are both non-empty and not equal
+differ() {
+    local what=$1 a=$2 b=$3
+    checks=$((checks + 1))
+    if [ -z "$a" ] || [ -z "$b" ] || [ "$a" = "$b" ]; then
+        failed=$((failed + 1))
+        echo "FAIL: $what: want two different non-empty outputs, got \"${a:0:200}\" and \"${b:0:200}\"" >&2
+    else
+        echo "ok: $what"
+    fi
+}
+
+# json FILE EXPR: the value at EXPR (Python subscripts, e.g. '["output_ids"]')
+# in a JSON file; prints nothing and fails when the file is missing, not
+# JSON, or has no such value -- so `same` catches it.
+json() {
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval("d" + sys.argv[2]))' "$@" 2>/dev/null
+}
+
+# not command...: succeeds when the command fails (for check)
+not() { ! "$@"; }
+
+# wait_for SECONDS command...: polls every 0.1 s until the command succeeds
+wait_for() {
+    local tenths=$(($1 * 10))
+    shift
+    for _ in $(seq 1 "$tenths"); do "$@" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+# wait_log SECONDS FILE TEXT: until FILE contains TEXT
+wait_log() { wait_for "$1" grep -qsF -- "$3" "$2"; }
+# http_ready PORT: GET /ready answers 200
+http_ready() {
+    python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$1/ready', timeout=5).status == 200 else 1)" 2>/dev/null
+}
+# start_serve NAME HTTP_PORT [serve options]: `facet serve` in the background
+# (pid appended to pids, logs $WORK/NAME.out/.err); waits until it serves.
+start_serve() {
+    local name=$1 http=$2
+    shift 2
+    "$FACET" serve --http-port "$http" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    pids+=("$!")
+    last=$!
+    wait_log 30 "$WORK/$name.out" "Ctrl-C stops"
 }
 
 finish() {

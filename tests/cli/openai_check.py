@@ -6,22 +6,15 @@ the errors the library raises for bad requests and a wrong API key.
 """
 import sys
 
+from checks import check, done
+
 import openai
 from openai import OpenAI
 
 base, key, model = sys.argv[1:4]
 client = OpenAI(base_url=base, api_key=key, max_retries=0)
-checks = failed = 0
 
 
-def check(what, cond, detail=""):
-    global checks, failed
-    checks += 1
-    if cond:
-        print(f"ok: {what}")
-    else:
-        failed += 1
-        print(f"FAIL: {what} {detail}", file=sys.stderr)
 
 
 # completions, not streamed
@@ -96,5 +89,4 @@ except openai.AuthenticationError:
 models = client.models.list()
 check("models.list names the model", [m.id for m in models.data] == [model])
 
-print(f"openai_check.py: {checks} checks, {failed} failed")
-sys.exit(1 if failed else 0)
+done("openai_check.py")

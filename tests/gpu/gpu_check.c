@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../unit/check.h"
 #include "common/numeric.h"
 #include "common/rng.h"
 #include "kernels/cpu/ops.h"
@@ -35,7 +36,6 @@ static threadpool *pool;
 static uint64_t rng_state;
 static int reps = 20;
 static double copy_gbs;
-static int n_fail, n_pass;
 
 /* ---- inputs --------------------------------------------------------------------- */
 
@@ -74,7 +74,7 @@ static double rel_err(const float *out, const float *ref, size_t n) {
 
 static void row(const char *op, const char *shape, double err, double tol, double ms, double bytes, double flops) {
     bool pass = !isnan(err) && err <= tol;
-    pass ? n_pass++ : n_fail++;
+    check_count(pass);
     char gbs[32] = "", pct[32] = "", tf[32] = "";
     if (ms > 0 && bytes > 0) {
         snprintf(gbs, sizeof gbs, "%.0f", bytes / (ms * 1e-3) / 1e9);
@@ -87,7 +87,7 @@ static void row(const char *op, const char *shape, double err, double tol, doubl
 }
 
 static void op_error(const char *op, const char *shape, const errbuf *err) {
-    n_fail++;
+    check_count(false);
     printf("%-12s %-34s FAIL: %s\n", op, shape, err->msg);
     fflush(stdout);
 }
@@ -530,6 +530,6 @@ int main(int argc, char **argv) {
     check_kernels(quick);
     for (int i = 0; i < n_models; i++) check_model(models[i]);
     threadpool_free(pool);
-    printf("\ngpu_check: %d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    printf("\ngpu_check: %d passed, %d failed\n", atomic_load(&g_checks) - atomic_load(&g_failed), atomic_load(&g_failed));
+    return CHECK_RESULT();
 }

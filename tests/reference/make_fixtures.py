@@ -94,7 +94,7 @@ def reference(model, prompts):
 def bf16_reference(path):
     """The bf16 checkpoint computed in fp32: weights upcast exactly, buffers
     (RoPE frequencies) fresh in fp32. Gemma multiplies embeddings by sqrt(d)
-    cast to the model dtype (GEMMA.md; HF and gemma_pytorch both do), so the
+    cast to the model dtype (docs/GEMMA.md; HF and gemma_pytorch both do), so the
     scale of a bf16 model is sqrt(d) rounded to bf16."""
     model = GemmaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     emb = model.model.embed_tokens

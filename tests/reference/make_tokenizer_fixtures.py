@@ -3,7 +3,7 @@
 facet against (tests/cli/tokenizer_vs_spm.sh runs spm_encode live on them).
 
 Two BPE models of different vocabulary sizes, with Gemma's settings
-(DEPENDENCIES.md): byte fallback, digits split, identity normalization, no
+(docs/GEMMA.md, "Tokenizer"): byte fallback, digits split, identity normalization, no
 dummy prefix, whitespace kept, <start_of_turn>/<end_of_turn> user-defined.
 
 The corpus is made here, deterministically: English and code from the Python

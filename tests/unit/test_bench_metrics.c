@@ -11,14 +11,10 @@
 
 #include "bench/client.h"
 #include "bench/metrics.h"
+#include "check.h"
 
-static int failures;
-static void near(const char *what, double got, double want, double tol) {
-    if (fabs(got - want) > tol) {
-        failures++;
-        printf("FAIL %s: got %.6f, want %.6f (±%g)\n", what, got, want, tol);
-    }
-}
+/* near: CHECK_NEAR with the arguments in this file's order */
+#define near(what, got, want, tol) CHECK_NEAR(got, want, tol, what)
 
 static bench_record ok_record(int in, int out, double send, double ttft, const double *itl, int n_itl) {
     bench_record r = {.ok = true, .input_len = in, .output_len = out, .send_s = send, .ttft_s = ttft};
@@ -40,7 +36,8 @@ static void check_trace(void) {
     bench_slo slo = {.ttft_ms = 250, .tpot_ms = 40};
     bench_metrics m;
     bench_compute(recs, 4, &slo, &m);
-    near("completed", m.completed, 3, 0), near("failed", m.failed, 1, 0);
+    near("completed", m.completed, 3, 0);
+    near("failed", m.failed, 1, 0);
     near("total input (completed only)", (double)m.total_input, 60, 0);
     near("total output", (double)m.total_output, 9, 0);
     near("duration: first send to last end", m.duration_s, 1.5, 1e-12);
@@ -48,24 +45,30 @@ static void check_trace(void) {
     near("output throughput", m.output_throughput, 6.0, 1e-9);
     near("total token throughput", m.total_token_throughput, 46.0, 1e-9);
     near("goodput: only the first meets ttft 250 and tpot 40", m.request_goodput, 1 / 1.5, 1e-9);
-    near("ttft mean", m.ttft.mean, 700.0 / 3, 1e-9), near("ttft median", m.ttft.median, 200, 1e-9);
+    near("ttft mean", m.ttft.mean, 700.0 / 3, 1e-9);
+    near("ttft median", m.ttft.median, 200, 1e-9);
     near("ttft std", m.ttft.std, sqrt(((100 - 700.0 / 3) * (100 - 700.0 / 3) + (200 - 700.0 / 3) * (200 - 700.0 / 3) +
                                        (400 - 700.0 / 3) * (400 - 700.0 / 3)) / 3), 1e-9);
-    near("ttft p90", m.ttft.p90, 360, 1e-9), near("ttft p99", m.ttft.p99, 396, 1e-9);
-    near("tpot mean", m.tpot.mean, 37.5, 1e-9), near("tpot p90", m.tpot.p90, 47.5, 1e-9);
-    near("tpot p99", m.tpot.p99, 49.75, 1e-9), near("tpot std", m.tpot.std, 12.5, 1e-9);
-    near("itl pooled mean", m.itl.mean, 200.0 / 6, 1e-9), near("itl median", m.itl.median, 30, 1e-9);
+    near("ttft p90", m.ttft.p90, 360, 1e-9);
+    near("ttft p99", m.ttft.p99, 396, 1e-9);
+    near("tpot mean", m.tpot.mean, 37.5, 1e-9);
+    near("tpot p90", m.tpot.p90, 47.5, 1e-9);
+    near("tpot p99", m.tpot.p99, 49.75, 1e-9);
+    near("tpot std", m.tpot.std, 12.5, 1e-9);
+    near("itl pooled mean", m.itl.mean, 200.0 / 6, 1e-9);
+    near("itl median", m.itl.median, 30, 1e-9);
     near("itl p90", m.itl.p90, 50, 1e-9);
-    near("e2el mean", m.e2el.mean, 300, 1e-9), near("e2el p90", m.e2el.p90, 380, 1e-9);
+    near("e2el mean", m.e2el.mean, 300, 1e-9);
+    near("e2el p90", m.e2el.p90, 380, 1e-9);
     near("e2el p99", m.e2el.p99, 398, 1e-9);
     /* no SLO: every completed request counts */
     bench_compute(recs, 4, NULL, &m);
     near("goodput without SLOs = throughput", m.request_goodput, m.request_throughput, 1e-12);
     /* nothing completed: zeros, not NaN */
     bench_compute(&recs[3], 1, NULL, &m);
-    near("all failed: ttft mean", m.ttft.mean, 0, 0), near("all failed: throughput", m.output_throughput, 0, 0);
+    near("all failed: ttft mean", m.ttft.mean, 0, 0);
+    near("all failed: throughput", m.output_throughput, 0, 0);
     for (int i = 0; i < 4; i++) bench_record_free(&recs[i]);
-    printf("synthetic trace: %s\n", failures ? "FAILED" : "ok");
 }
 
 static void check_arrivals(void) {
@@ -94,6 +97,5 @@ static void check_arrivals(void) {
 int main(void) {
     check_trace();
     check_arrivals();
-    printf("test_bench_metrics: %s\n", failures ? "FAILED" : "ok");
-    return failures ? 1 : 0;
+    return CHECK_RESULT();
 }

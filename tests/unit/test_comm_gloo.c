@@ -24,27 +24,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common/alloc.h"
 #include "comm/comm.h"
 #include "comm/comm_impl.h" /* comm_gloo_set_algorithm */
 #include "common/clock.h"
 
 #define MAX_FLOATS ((size_t)1 << 20)
 #define MAX_RANKS 8
-
-/* CHECK from several threads at once: its counters are plain ints. */
-static pthread_mutex_t g_check_mu = PTHREAD_MUTEX_INITIALIZER;
-#define TCHECK(...)                        \
-    do {                                   \
-        pthread_mutex_lock(&g_check_mu);   \
-        CHECK(__VA_ARGS__);                \
-        pthread_mutex_unlock(&g_check_mu); \
-    } while (0)
-#define TCHECK_ERR(ok, err, needle)          \
-    do {                                     \
-        pthread_mutex_lock(&g_check_mu);     \
-        CHECK_ERR(ok, err, needle);          \
-        pthread_mutex_unlock(&g_check_mu);   \
-    } while (0)
 
 /* ---- a store of files, for ranks in separate processes ------------------- */
 
@@ -142,14 +128,14 @@ static void check_allreduce_exact(comm *c, size_t n) {
     for (size_t i = 0; i < n; i++) buf[i] = value_exact(i, rank);
     errbuf err = {{0}};
     bool ok = comm_allreduce_sum(c, buf, n, &err);
-    TCHECK(ok, "rank %d of %d: all-reduce of %zu floats: %s", rank, size, n, err.msg);
+    CHECK(ok, "rank %d of %d: all-reduce of %zu floats: %s", rank, size, n, err.msg);
     size_t wrong = 0, first = 0;
     for (size_t i = 0; ok && i < n; i++) {
         float want = 0;
         for (int r = 0; r < size; r++) want += value_exact(i, r);
         if (buf[i] != want && wrong++ == 0) first = i;
     }
-    TCHECK(wrong == 0, "rank %d of %d: all-reduce of %zu floats: %zu wrong, the first at %zu", rank, size, n, wrong,
+    CHECK(wrong == 0, "rank %d of %d: all-reduce of %zu floats: %zu wrong, the first at %zu", rank, size, n, wrong,
            first);
     free(buf);
 }
@@ -169,7 +155,7 @@ static void check_allreduce_same_bits(comm *c) {
     for (size_t i = 0; i < N; i++) buf[i] = value_inexact(i, rank);
     errbuf err = {{0}};
     bool ok = comm_allreduce_sum(c, buf, N, &err);
-    TCHECK(ok, "rank %d: inexact all-reduce: %s", rank, err.msg);
+    CHECK(ok, "rank %d: inexact all-reduce: %s", rank, err.msg);
     /* float sums of T terms: within a few roundings of the magnitudes summed */
     double worst = 0;
     for (size_t i = 0; ok && i < N; i++) {
@@ -181,13 +167,13 @@ static void check_allreduce_same_bits(comm *c) {
         double d = fabs(buf[i] - want) / magnitude;
         worst = d > worst ? d : worst;
     }
-    TCHECK(worst < 4e-7 * size, "rank %d of %d: inexact all-reduce off by %.3g of the magnitudes summed", rank, size,
+    CHECK(worst < 4e-7 * size, "rank %d of %d: inexact all-reduce off by %.3g of the magnitudes summed", rank, size,
            worst);
     uint64_t mine = hash_bytes(buf, N * sizeof *buf), all[MAX_RANKS] = {0};
     ok = comm_allgather(c, &mine, all, sizeof mine, &err);
-    TCHECK(ok, "rank %d: allgather of hashes: %s", rank, err.msg);
+    CHECK(ok, "rank %d: allgather of hashes: %s", rank, err.msg);
     for (int r = 1; ok && r < size; r++)
-        TCHECK(all[r] == all[0], "rank %d of %d: rank %d's all-reduce result has other bits than rank 0's", rank, size,
+        CHECK(all[r] == all[0], "rank %d of %d: rank %d's all-reduce result has other bits than rank 0's", rank, size,
                r);
     free(buf);
 }
@@ -203,11 +189,11 @@ static void check_allgather(comm *c) {
         if (pass == 1) src = memcpy(recv + rank * B, send, B);
         errbuf err = {{0}};
         bool ok = comm_allgather(c, src, recv, B, &err);
-        TCHECK(ok, "rank %d: allgather%s: %s", rank, pass ? " in place" : "", err.msg);
+        CHECK(ok, "rank %d: allgather%s: %s", rank, pass ? " in place" : "", err.msg);
         int wrong = 0;
         for (int r = 0; ok && r < size; r++)
             for (int j = 0; j < B; j++) wrong += recv[r * B + j] != (unsigned char)(r * 31 + j);
-        TCHECK(wrong == 0, "rank %d of %d: allgather%s: %d wrong bytes", rank, size, pass ? " in place" : "", wrong);
+        CHECK(wrong == 0, "rank %d of %d: allgather%s: %d wrong bytes", rank, size, pass ? " in place" : "", wrong);
     }
 }
 
@@ -218,12 +204,12 @@ static void check_broadcast(comm *c) {
     for (int j = 0; j < B; j++) buf[j] = rank == root ? (unsigned char)(j * 7 + 1) : 0xEE;
     errbuf err = {{0}};
     bool ok = comm_broadcast(c, buf, B, root, &err);
-    TCHECK(ok, "rank %d: broadcast from %d: %s", rank, root, err.msg);
+    CHECK(ok, "rank %d: broadcast from %d: %s", rank, root, err.msg);
     int wrong = 0;
     for (int j = 0; ok && j < B; j++) wrong += buf[j] != (unsigned char)(j * 7 + 1);
-    TCHECK(wrong == 0, "rank %d of %d: broadcast from rank %d: %d wrong bytes", rank, size, root, wrong);
+    CHECK(wrong == 0, "rank %d of %d: broadcast from rank %d: %d wrong bytes", rank, size, root, wrong);
     ok = comm_broadcast(c, buf, B, size, &err);
-    TCHECK_ERR(ok, err, "root");
+    CHECK_ERR(ok, err, "root");
 }
 
 static void check_barrier_and_limit(comm *c) {
@@ -231,21 +217,21 @@ static void check_barrier_and_limit(comm *c) {
     errbuf err = {{0}};
     for (int i = 0; i < 3; i++) {
         bool ok = comm_barrier(c, &err);
-        TCHECK(ok, "rank %d: barrier %d: %s", rank, i, err.msg);
+        CHECK(ok, "rank %d: barrier %d: %s", rank, i, err.msg);
     }
     /* refused before anything is sent, so the group stays usable */
     float one = 1;
     bool ok = comm_allreduce_sum(c, &one, MAX_FLOATS + 1, &err);
-    TCHECK_ERR(ok, err, "max_floats");
+    CHECK_ERR(ok, err, "max_floats");
     check_allreduce_exact(c, 5);
 }
 
 static void rank_run_collectives(const rank_args *a) {
     errbuf err = {{0}};
     comm *c = rank_connect(a, &err);
-    TCHECK(c != NULL, "rank %d of %d: comm_gloo_create: %s", a->rank, a->size, err.msg);
+    CHECK(c != NULL, "rank %d of %d: comm_gloo_create: %s", a->rank, a->size, err.msg);
     if (!c) return;
-    TCHECK(comm_rank(c) == a->rank && comm_size(c) == a->size && strcmp(comm_backend_name(c), "gloo") == 0,
+    CHECK(comm_rank(c) == a->rank && comm_size(c) == a->size && strcmp(comm_backend_name(c), "gloo") == 0,
            "rank %d: rank/size/backend: %d/%d/%s", a->rank, comm_rank(c), comm_size(c), comm_backend_name(c));
     const size_t sizes[] = {1, 7, 1024, MAX_FLOATS};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_allreduce_exact(c, sizes[i]);
@@ -280,7 +266,7 @@ static void run_threads(int started, int size, const char *prefix, int timeout_m
     pthread_t th[MAX_RANKS];
     for (int r = 0; r < started; r++) {
         jobs[r] = (thread_job){{store, prefix, r, size, timeout_ms, -1, shared}, fn};
-        pthread_create(&th[r], NULL, thread_main, &jobs[r]);
+        facet_thread_start(&th[r], thread_main, &jobs[r], "test rank");
     }
     for (int r = 0; r < started; r++) pthread_join(th[r], NULL);
     comm_store_local_free(store);
@@ -374,16 +360,14 @@ static void rank_expect_missing(const rank_args *a) {
     double t0 = clock_now_s();
     comm *c = rank_connect(a, &err);
     double dt = clock_now_s() - t0;
-    TCHECK(c == NULL, "rank %d: comm_gloo_create succeeded without rank 2", a->rank);
+    CHECK(c == NULL, "rank %d: comm_gloo_create succeeded without rank 2", a->rank);
     comm_free(c);
-    TCHECK_ERR(c != NULL, err, "rank 2");
-    TCHECK_ERR(c != NULL, err, "timed out");
-    TCHECK(dt < MISSING_TIMEOUT_MS / 1e3 + 2, "rank %d: failing took %.2f s (timeout %d ms)", a->rank, dt,
+    CHECK_ERR(c != NULL, err, "rank 2");
+    CHECK_ERR(c != NULL, err, "timed out");
+    CHECK(dt < MISSING_TIMEOUT_MS / 1e3 + 2, "rank %d: failing took %.2f s (timeout %d ms)", a->rank, dt,
            MISSING_TIMEOUT_MS);
-    pthread_mutex_lock(&g_check_mu);
     printf("missing rank: rank %d of 3 failed after %.2f s (timeout %.1f s): %s\n", a->rank, dt,
            MISSING_TIMEOUT_MS / 1e3, err.msg);
-    pthread_mutex_unlock(&g_check_mu);
 }
 
 static void test_missing_rank(void) { run_threads(2, 3, "missing/", MISSING_TIMEOUT_MS, NULL, rank_expect_missing); }
@@ -395,7 +379,7 @@ enum { KILL_RANKS = 4, KILL_VICTIM = 1, KILL_TIMEOUT_MS = 2000 };
 static void rank_survive_kill(const rank_args *a) {
     errbuf err = {{0}};
     comm *c = rank_connect(a, &err);
-    TCHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
+    CHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
     if (!c) return;
     check_allreduce_exact(c, 4096); /* the group works */
     if (a->rank == KILL_VICTIM) {
@@ -468,26 +452,26 @@ static void rank_abort_blocked(const rank_args *a) {
     abort_shared *sh = a->shared;
     errbuf err = {{0}};
     comm *c = rank_connect(a, &err);
-    TCHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
+    CHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
     if (a->rank == 0 && c) {
         /* rank 1 never joins this all-reduce: it blocks until the abort (and
          * Gloo, having no abort, until the timeout) */
         pthread_t aborter;
-        pthread_create(&aborter, NULL, aborter_main, c);
+        facet_thread_start(&aborter, aborter_main, c, "test rank");
         float buf[1024] = {0};
         double t0 = clock_now_s();
         bool ok = comm_allreduce_sum(c, buf, 1024, &err);
         double dt = clock_now_s() - t0;
         pthread_join(aborter, NULL);
-        TCHECK_ERR(ok, err, "abort");
-        TCHECK(dt < ABORT_TIMEOUT_MS / 1e3 + 2, "the aborted all-reduce took %.2f s", dt);
+        CHECK_ERR(ok, err, "abort");
+        CHECK(dt < ABORT_TIMEOUT_MS / 1e3 + 2, "the aborted all-reduce took %.2f s", dt);
         printf("abort: the blocked all-reduce failed after %.2f s (timeout %.1f s): %s\n", dt, ABORT_TIMEOUT_MS / 1e3,
                err.msg);
         t0 = clock_now_s();
         ok = comm_broadcast(c, buf, sizeof buf, 0, &err);
         dt = clock_now_s() - t0;
-        TCHECK_ERR(ok, err, "aborted");
-        TCHECK(dt < 0.1, "the call after the abort took %.3f s", dt);
+        CHECK_ERR(ok, err, "aborted");
+        CHECK(dt < 0.1, "the call after the abort took %.3f s", dt);
         printf("abort: the next call failed in %.1f ms: %s\n", dt * 1e3, err.msg);
     }
     pthread_barrier_wait(&sh->op_done);
@@ -509,7 +493,7 @@ static void rank_write_to_closed(const rank_args *a) {
     abort_shared *sh = a->shared;
     errbuf err = {{0}};
     comm *c = rank_connect(a, &err);
-    TCHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
+    CHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
     if (a->rank == 0) {
         comm_abort(c); /* an aborted comm closes at once, without a last barrier */
         comm_free(c);
@@ -521,7 +505,7 @@ static void rank_write_to_closed(const rank_args *a) {
     size_t n = MAX_FLOATS; /* large: the writes go on after the peer's reset */
     float *buf = calloc(n, sizeof *buf);
     bool ok = comm_allreduce_sum(c, buf, n, &err);
-    TCHECK_ERR(ok, err, "gloo allreduce");
+    CHECK_ERR(ok, err, "gloo allreduce");
     printf("closed peer: writing to it failed cleanly (no SIGPIPE): %s\n", err.msg);
     free(buf);
     comm_free(c);
@@ -551,7 +535,7 @@ static void rank_time_growing_sizes(const rank_args *a) {
     const comm_gloo_algorithm *algorithm = a->shared;
     errbuf err = {{0}};
     comm *c = rank_connect(a, &err);
-    TCHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
+    CHECK(c != NULL, "rank %d: comm_gloo_create: %s", a->rank, err.msg);
     if (!c || !comm_gloo_set_algorithm(c, *algorithm, &err)) {
         comm_free(c);
         return;
@@ -566,11 +550,11 @@ static void rank_time_growing_sizes(const rank_args *a) {
             double t0 = clock_now_s();
             ok = ok && comm_allreduce_sum(c, buf, count, &err);
             t[i] = clock_now_s() - t0;
-            TCHECK(ok, "rank %d: all-reduce of %zu floats: %s", a->rank, count, err.msg);
+            CHECK(ok, "rank %d: all-reduce of %zu floats: %s", a->rank, count, err.msg);
         }
         qsort(t, STALL_ITERS, sizeof t[0], compare_double);
         double median = t[STALL_ITERS / 2];
-        TCHECK(median < 0.02, "%s: all-reduce of %zu floats took %.1f ms (median): a TCP stall?",
+        CHECK(median < 0.02, "%s: all-reduce of %zu floats took %.1f ms (median): a TCP stall?",
                comm_gloo_algorithm_name(*algorithm), count, median * 1e3);
         n += snprintf(line + n, sizeof line - (size_t)n, " %zu floats %.0f us;", count, median * 1e6);
     }

@@ -10,20 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "kernels/cuda/api.h"
 #include "worker/backend.h"
 #include "worker/engine.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -60,6 +51,5 @@ int main(int argc, char **argv) {
         }
     }
     dlclose(h);
-    printf("test_cuda_module: %s\n", failures ? "FAILED" : "ok");
-    return failures ? 1 : 0;
+    return CHECK_RESULT();
 }

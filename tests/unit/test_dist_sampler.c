@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "common/alloc.h"
 #include "comm/comm.h"
 #include "worker/dist_sampler.h"
 
@@ -77,7 +78,7 @@ static void compare(int size, unsigned seed) {
     pthread_t th[4];
     for (int r = 0; r < size; r++) {
         args[r] = (rank_arg){.rank = r, .size = size, .store = store, .prefix = "t/"};
-        pthread_create(&th[r], NULL, rank_main, &args[r]);
+        facet_thread_start(&th[r], rank_main, &args[r], "test rank");
     }
     for (int r = 0; r < size; r++) pthread_join(th[r], NULL);
     for (int r = 0; r < size; r++) CHECK(args[r].ok, "T=%d rank %d: %s", size, r, args[r].err.msg);

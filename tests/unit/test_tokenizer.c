@@ -8,8 +8,8 @@
 #include "check.h"
 #include "common/mapped_file.h"
 #include "common/utf8.h"
-#include "coordinator/tokenizer/chat.h"
-#include "coordinator/tokenizer/tokenizer.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
 #include "sentencepiece/sentencepiece_model.pb-c.h"
 
 static bool valid_utf8(const char *s, size_t n) {

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "check.h"
+#include "common/alloc.h"
 #include "fixture.h"
 #include "kernels/cpu/sample.h"
 
@@ -92,7 +93,7 @@ static void check_tp(const char *dir, const fixture *f, int tp) {
             const tp_layout *l = &engine_weights(ranks[r].e)->tp;
             ranks[r].batch = &b;
             ranks[r].logits = malloc((size_t)p->len * l->vocab_size * sizeof(float));
-            pthread_create(&th[r], NULL, rank_main, &ranks[r]);
+            facet_thread_start(&th[r], rank_main, &ranks[r], "test rank");
         }
         for (int r = 0; r < tp; r++) pthread_join(th[r], NULL);
         for (int r = 0; r < tp; r++) {

@@ -1,0 +1,175 @@
+#include "coordinator/batching.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "rpc/rpc.h"
+
+/* ---- blocks ----------------------------------------------------------------------------- */
+
+/* Grows q's block table to cover `positions`; false if blocks ran out. */
+static bool ensure_blocks(scheduler *s, sequence *q, int positions) {
+    int need = blocks_for(positions, s->opt.block_size);
+    while (q->n_blocks < need) {
+        if (s->blocks.n_free == 0) return false;
+        if (q->n_blocks == q->cap_blocks) {
+            q->cap_blocks = q->cap_blocks ? 2 * q->cap_blocks : 8;
+            q->blocks = xrealloc(q->blocks, (size_t)q->cap_blocks * sizeof *q->blocks);
+        }
+        q->blocks[q->n_blocks++] = block_pool_take(&s->blocks);
+    }
+    return true;
+}
+
+static void release_blocks(scheduler *s, sequence *q) {
+    if (s->serving) block_pool_give(&s->blocks, q->blocks, q->n_blocks);
+    q->n_blocks = 0;
+}
+
+/* ---- the lists ------------------------------------------------------------------------ */
+
+/* A sequence leaves the scheduler: its blocks return, its reference drops. */
+static void retire(scheduler *s, sequence *q) {
+    release_blocks(s, q);
+    sequence_unref(q);
+}
+
+static void finish_with_error(scheduler *s, sequence *q, int code, const char *reason) {
+    gen_event ev = {.kind = GEN_EVENT_ERROR, .code = code};
+    snprintf(ev.message, sizeof ev.message, "%s", reason);
+    sequence_push_event(q, &ev);
+    retire(s, q);
+}
+
+void batching_fail_all(scheduler *s, int code, const char *reason) {
+    for (sequence *q = s->running, *next; q; q = next) {
+        next = q->next;
+        finish_with_error(s, q, code, reason);
+    }
+    for (sequence *q = s->waiting_head, *next; q; q = next) {
+        next = q->next;
+        finish_with_error(s, q, code, reason);
+    }
+    s->running = s->waiting_head = s->waiting_tail = NULL;
+    s->n_running = s->n_waiting = 0;
+}
+
+/* Into a list kept in arrival order. */
+static void insert_by_arrival(sequence **list, sequence *q) {
+    while (*list && (*list)->id < q->id) list = &(*list)->next;
+    q->next = *list;
+    *list = q;
+}
+
+static void fix_waiting_tail(scheduler *s) {
+    s->waiting_tail = NULL;
+    for (sequence *q = s->waiting_head; q; q = q->next) s->waiting_tail = q;
+}
+
+void batching_drop_done(scheduler *s) {
+    for (int list = 0; list < 2; list++) {
+        sequence **link = list == 0 ? &s->running : &s->waiting_head;
+        while (*link) {
+            sequence *q = *link;
+            bool cancelled = atomic_load(&q->cancelled);
+            if (!cancelled && !q->finished) {
+                link = &q->next;
+                continue;
+            }
+            *link = q->next;
+            if (list == 0) s->n_running--;
+            else s->n_waiting--;
+            if (q->finished) retire(s, q);
+            else finish_with_error(s, q, RPC_CANCELLED, "cancelled by the client");
+        }
+    }
+    fix_waiting_tail(s);
+}
+
+/* The newest running sequence goes back to the queue; its KV is recomputed later. */
+static sequence *preempt_newest(scheduler *s) {
+    sequence **link = &s->running, **newest = NULL;
+    for (; *link; link = &(*link)->next) newest = link;
+    if (!newest) return NULL;
+    sequence *q = *newest;
+    *newest = q->next;
+    s->n_running--;
+    release_blocks(s, q);
+    q->n_computed = 0;
+    insert_by_arrival(&s->waiting_head, q);
+    s->n_waiting++;
+    fix_waiting_tail(s);
+    s->preemptions++;
+    log_info("preempted request %" PRIu64 " (%d tokens): out of KV blocks; it will be recomputed", q->id, q->n_tokens);
+    return q;
+}
+
+void batching_admit(scheduler *s) {
+    int reserve = s->blocks.total / 100 + 1;
+    while (s->waiting_head && s->n_running < s->opt.max_seqs) {
+        sequence *q = s->waiting_head;
+        int need = blocks_for(q->n_tokens, s->opt.block_size);
+        if (need + (s->n_running ? reserve : 0) > s->blocks.n_free) break;
+        s->waiting_head = q->next;
+        s->n_waiting--;
+        ensure_blocks(s, q, q->n_tokens);
+        insert_by_arrival(&s->running, q);
+        s->n_running++;
+    }
+    fix_waiting_tail(s);
+}
+
+/* ---- planning a step ----------------------------------------------------------------------- */
+
+static bool in_running(const scheduler *s, const sequence *q) {
+    for (const sequence *r = s->running; r; r = r->next)
+        if (r == q) return true;
+    return false;
+}
+
+/* Drops entries of sequences preempted after they were planned. */
+static void plan_prune(scheduler *s, step_plan *plan, int *budget) {
+    int k = 0;
+    for (int i = 0; i < plan->n; i++) {
+        if (in_running(s, plan->seq[i])) {
+            plan->seq[k] = plan->seq[i], plan->chunk[k] = plan->chunk[i], plan->sample[k] = plan->sample[i];
+            k++;
+        } else {
+            *budget += plan->chunk[i];
+        }
+    }
+    plan->n = k;
+}
+
+void batching_plan(scheduler *s, step_plan *plan) {
+    int budget = s->opt.max_batch_tokens;
+    plan->n = 0;
+    for (int pass = 0; pass < 2; pass++) { /* decode tokens first, then prompt chunks */
+        for (sequence *q = s->running; q && plan->n < MAX_PLAN && budget > 0;) {
+            int left = q->n_tokens - q->n_computed;
+            bool decoding = left == 1 && q->n_computed >= q->prompt_len;
+            if (left <= 0 || (pass == 0) != decoding) {
+                q = q->next;
+                continue;
+            }
+            int chunk = left < budget ? left : budget;
+            bool have = ensure_blocks(s, q, q->n_computed + chunk), evicted_self = false;
+            while (!have && !evicted_self) {
+                sequence *victim = preempt_newest(s);
+                evicted_self = victim == q;
+                if (!evicted_self) plan_prune(s, plan, &budget);
+                have = !evicted_self && ensure_blocks(s, q, q->n_computed + chunk);
+            }
+            if (evicted_self) break; /* q was the newest: nothing after it */
+            plan->seq[plan->n] = q;
+            plan->chunk[plan->n] = chunk;
+            plan->sample[plan->n] = q->n_computed + chunk == q->n_tokens;
+            plan->n++;
+            budget -= chunk;
+            q = q->next; /* not a saved `next`: preemption may have taken it off the list */
+        }
+    }
+}

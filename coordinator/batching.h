@@ -1,0 +1,36 @@
+/* batching.h — which sequences run, and how much of each, in the next step
+ * (the scheduler's lists and blocks; every function with its lock held).
+ *
+ * Admission is first come, first served: the head of the queue waits until
+ * blocks for all its known tokens (and a small reserve for the running ones
+ * to grow) are free. A step carries one token of every generating sequence
+ * first, then prompt chunks up to the token budget; each sequence gets the
+ * blocks its chunk needs, and when none are free the newest running
+ * sequence is preempted: its blocks are freed and it goes back to the
+ * queue, to be recomputed from its prompt and the tokens it has produced.
+ * "Known tokens not yet in the cache" makes prefill, decode and recompute
+ * one operation. */
+#ifndef FACET_COORDINATOR_BATCHING_H
+#define FACET_COORDINATOR_BATCHING_H
+
+#include "coordinator/scheduler_impl.h"
+
+#define MAX_PLAN 1024
+
+typedef struct step_plan {
+    sequence *seq[MAX_PLAN];
+    int chunk[MAX_PLAN];   /* new tokens of seq[i] this step */
+    bool sample[MAX_PLAN]; /* the chunk ends the known tokens: sample the next one */
+    int n;
+} step_plan;
+
+/* Takes the head of the queue while blocks and max_seqs allow. */
+void batching_admit(scheduler *s);
+/* The next step; plan->n == 0 when there is nothing to compute. */
+void batching_plan(scheduler *s, step_plan *plan);
+/* Removes (and retires) what the client cancelled and what has finished. */
+void batching_drop_done(scheduler *s);
+/* Ends every request with an error event. */
+void batching_fail_all(scheduler *s, int code, const char *reason);
+
+#endif

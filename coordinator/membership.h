@@ -1,0 +1,80 @@
+/* membership.h — workers, leases, and the group (docs/PROTOCOL.md).
+ *
+ * Membership owns the worker table and the group. A worker registers and
+ * renews its lease with Register; the membership thread expires silent
+ * workers and, whenever there is no group and enough live workers, forms one:
+ * a new epoch, ranks assigned (a worker asking for a rank gets it; the rest
+ * in order of registration), Load on every rank, then InitComm on every
+ * rank. A lost member breaks the group: survivors get Abort, and the next
+ * formation takes a standby or a newcomer.
+ *
+ * Membership knows nothing of requests. It *publishes* group events --
+ * formed (epoch, KV blocks), lost (epoch, why) -- to one listener (the
+ * scheduler), which reacts. The listener is called from the membership
+ * thread only, never with membership's lock held and never from inside a
+ * membership_* call, so a caller may hold its own lock while calling in. */
+#ifndef FACET_COORDINATOR_MEMBERSHIP_H
+#define FACET_COORDINATOR_MEMBERSHIP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coordinator/kv_store.h"
+#include "protocol/protocol.h"
+#include "rpc/rpc.h"
+
+typedef struct membership_options {
+    const char *model_dir;  /* what Load tells workers to load */
+    int tp;
+    int heartbeat_ms;       /* how often workers renew their lease */
+    int lease_ms;           /* a worker silent this long is dead */
+    int load_timeout_ms;    /* Load of a shard */
+    int comm_timeout_ms;    /* rendezvous and each collective on the workers */
+    int block_size;         /* KV positions per block */
+    int kv_blocks;          /* 0: each worker sizes its cache; the group uses the smallest */
+    int max_batch_tokens;   /* tokens per step, for the workers' buffers */
+} membership_options;
+
+typedef enum { GROUP_FORMED, GROUP_LOST } group_event_kind;
+
+typedef struct group_event {
+    group_event_kind kind;
+    uint64_t epoch;
+    int kv_blocks;           /* FORMED: KV blocks every rank has */
+    char reason[ERRBUF_LEN]; /* LOST: why, naming the worker */
+} group_event;
+
+typedef void (*group_listener)(void *ctx, const group_event *ev);
+
+typedef struct membership membership;
+
+membership *membership_create(const membership_options *opt, kv_store *store, group_listener on_event, void *ctx);
+void membership_start(membership *m); /* the thread: leases, aborts, formation */
+void membership_stop(membership *m);  /* joins the thread */
+void membership_free(membership *m);
+
+/* facet.v1.Coordinator/Register (ctx: the membership). */
+void membership_handle_register(void *ctx, rpc_call *call, const ProtobufCMessage *request);
+
+/* The serving group of `epoch`, for one step: a channel per rank, kept
+ * valid until membership_release. False when that group is not serving. */
+typedef struct group_view {
+    uint64_t epoch;
+    int size;
+    rpc_channel *channels[FACET_MAX_TP];
+} group_view;
+bool membership_acquire(membership *m, uint64_t epoch, group_view *g);
+void membership_release(membership *m, group_view *g);
+
+/* A step on g failed with these per-rank results: the workers that could not
+ * be reached are lost (and suspect until heard from again); the others only
+ * saw a collective fail (ABORTED). Breaks the group if it still serves and
+ * writes why into reason (naming the lost workers); a LOST event follows. */
+void membership_report_step_failure(membership *m, const group_view *g, const rpc_fanout *calls, char *reason,
+                                    size_t len);
+
+/* Is a group serving? If not, why (into why). */
+bool membership_ready(membership *m, char *why, size_t why_len);
+void membership_counts(membership *m, int *live, int *in_group, int *failed);
+
+#endif

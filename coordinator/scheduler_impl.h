@@ -1,0 +1,38 @@
+/* scheduler_impl.h — the scheduler's state, shared by its files (private):
+ *   scheduler.c  the thread, submission, group events, drain, stats
+ *   batching.c   admission, preemption, the plan of a step
+ *   step_rpc.c   a plan as a StepRequest, sent to every rank
+ *   accept.c     rank 0's reply applied: tokens appended, stops, events
+ * One mutex (mu) guards it; RPCs are made without it. */
+#ifndef FACET_COORDINATOR_SCHEDULER_IMPL_H
+#define FACET_COORDINATOR_SCHEDULER_IMPL_H
+
+#include <pthread.h>
+
+#include "coordinator/blocks.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/sequence.h"
+
+struct scheduler {
+    scheduler_options opt;
+    const served_model *model;
+    metrics *metrics;
+    membership *members;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* new work, group changes, cancels, stopping */
+    pthread_t thread;
+    bool started, stopping, draining;
+
+    /* the group steps run on */
+    bool serving;      /* FORMED seen for `epoch`, not yet lost */
+    uint64_t epoch;
+    block_pool blocks; /* of the current group's caches */
+
+    sequence *waiting_head, *waiting_tail; /* FIFO */
+    sequence *running;                     /* in arrival order */
+    int n_running, n_waiting;
+    uint64_t preemptions, steps, next_seq_id, next_step_id;
+};
+
+#endif

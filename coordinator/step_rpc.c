@@ -1,0 +1,60 @@
+#include "coordinator/step_rpc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "protocol/step.h"
+
+void step_rpc_build(scheduler *s, const step_plan *plan, uint64_t epoch, Facet__V1__StepRequest *r) {
+    size_t tokens = 0, blocks = 0, seen = 0;
+    for (int i = 0; i < plan->n; i++) {
+        const sequence *q = plan->seq[i];
+        tokens += (size_t)plan->chunk[i];
+        blocks += (size_t)q->n_blocks;
+        if (plan->sample[i] && q->has_penalties) seen += (size_t)q->seen.n;
+    }
+    step_request_alloc(r, (size_t)plan->n, tokens, blocks, seen);
+    r->epoch = epoch;
+    r->step_id = ++s->next_step_id;
+    size_t t = 0, b = 0, p = 0;
+    for (int i = 0; i < plan->n; i++) {
+        const sequence *q = plan->seq[i];
+        r->seq_ids[i] = q->id;
+        r->start_pos[i] = q->n_computed;
+        r->num_tokens[i] = plan->chunk[i];
+        r->block_table_len[i] = q->n_blocks;
+        r->sample[i] = plan->sample[i];
+        step_request_set_sampling(r, (size_t)i, &q->sampling);
+        r->top_logprobs[i] = plan->sample[i] ? q->top_logprobs : 0;
+        r->return_logits |= q->return_logits && plan->sample[i];
+        memcpy(r->token_ids + t, q->tokens + q->n_computed, (size_t)plan->chunk[i] * sizeof *r->token_ids);
+        memcpy(r->block_ids + b, q->blocks, (size_t)q->n_blocks * sizeof *r->block_ids);
+        t += (size_t)plan->chunk[i];
+        b += (size_t)q->n_blocks;
+        r->penalty_len[i] = plan->sample[i] && q->has_penalties ? q->seen.n : 0;
+        if (r->penalty_len[i] > 0) {
+            memcpy(r->penalty_ids + p, q->seen.ids, (size_t)r->penalty_len[i] * sizeof *r->penalty_ids);
+            memcpy(r->penalty_counts + p, q->seen.counts, (size_t)r->penalty_len[i] * sizeof *r->penalty_counts);
+        }
+        p += (size_t)r->penalty_len[i];
+    }
+}
+
+void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, step_result *out) {
+    memset(out, 0, sizeof *out);
+    for (int r = 0; r < g->size; r++) out->calls[r] = (rpc_fanout){.channel = g->channels[r], .request = &req->base};
+    double t0 = clock_now_s();
+    rpc_unary_fanout(out->calls, g->size, RPC_WORKER_STEP, timeout_ms);
+    out->seconds = clock_now_s() - t0;
+    if (out->calls[0].code == RPC_OK)
+        out->resp = facet__v1__step_response__unpack(NULL, out->calls[0].response_len, out->calls[0].response);
+    out->ok = out->resp != NULL;
+    for (int r = 1; r < g->size; r++) out->ok &= out->calls[r].code == RPC_OK;
+}
+
+void step_result_free(step_result *r, int size) {
+    if (r->resp) facet__v1__step_response__free_unpacked(r->resp, NULL);
+    for (int i = 0; i < size; i++) free(r->calls[i].response);
+    r->resp = NULL;
+}

@@ -1,0 +1,24 @@
+/* step_rpc.h — a plan sent as one step to every rank of the group at once
+ * (facet.v1.Worker/Step, the layout of protocol/step.h). Runs without the
+ * scheduler's lock: the request is built under it first. */
+#ifndef FACET_COORDINATOR_STEP_RPC_H
+#define FACET_COORDINATOR_STEP_RPC_H
+
+#include "coordinator/batching.h"
+#include "facet/v1/worker.pb-c.h"
+
+/* The StepRequest of a plan for the group of `epoch` (lock held). */
+void step_rpc_build(scheduler *s, const step_plan *plan, uint64_t epoch, Facet__V1__StepRequest *req);
+
+typedef struct step_result {
+    rpc_fanout calls[FACET_MAX_TP];   /* per rank: status, error */
+    Facet__V1__StepResponse *resp;    /* rank 0's reply, NULL when the step failed */
+    bool ok;                          /* every rank answered OK and rank 0's reply parsed */
+    double seconds;
+} step_result;
+
+/* Sends req to every rank of g and waits (each bounded by timeout_ms). */
+void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, step_result *out);
+void step_result_free(step_result *r, int size);
+
+#endif

@@ -1,0 +1,215 @@
+#include "model/weights.h"
+#include "common/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "common/numeric.h"
+#include "common/rng.h"
+
+/* Big weight buffers go on transparent huge pages where the kernel allows:
+ * 512x fewer page faults while loading, fewer TLB misses while streaming. */
+static void *alloc_aligned(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes >= 2 * huge) {
+        size_t rounded = (bytes + huge - 1) & ~(huge - 1);
+        void *p = aligned_alloc(huge, rounded);
+        if (p) madvise(p, rounded, MADV_HUGEPAGE);
+        return p;
+    }
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+static float element_f32(const st_tensor *t, size_t i) {
+    switch (t->dtype) {
+    case DTYPE_BF16: return bf16_to_f32(((const bf16_t *)t->data)[i]);
+    case DTYPE_F16: return f16_to_f32(((const f16_t *)t->data)[i]);
+    default: { float f; memcpy(&f, t->data + 4 * i, 4); return f; }
+    }
+}
+
+/* The tensor of spec (for a layer), checked against the config's shape. */
+static const st_tensor *find_checked(const checkpoint *ck, const tensor_spec *spec, int layer,
+                                     const shard_slice *s, errbuf *err) {
+    char name[256];
+    tensor_name(spec, layer, name, sizeof name);
+    const st_tensor *t = checkpoint_find(ck, name);
+    if (!t) {
+        errbuf_set(err, "%s: the checkpoint has no tensor \"%s\"", ck->dir, name);
+        return NULL;
+    }
+    if (t->dtype != DTYPE_BF16 && t->dtype != DTYPE_F16 && t->dtype != DTYPE_F32) {
+        errbuf_set(err, "%s: tensor \"%s\" has dtype %s (expected BF16, F16 or F32)", ck->dir, name, dtype_name(t->dtype));
+        return NULL;
+    }
+    bool ok = t->ndim == spec->ndim && t->shape[0] == s->full[0] && (spec->ndim == 1 || t->shape[1] == s->full[1]);
+    if (!ok) {
+        char got[96] = "", want[64];
+        for (int i = 0; i < t->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (spec->ndim == 1) snprintf(want, sizeof want, "%lld", (long long)s->full[0]);
+        else snprintf(want, sizeof want, "%lld, %lld", (long long)s->full[0], (long long)s->full[1]);
+        errbuf_set(err, "%s: tensor \"%s\" has shape [%s], but config.json implies [%s]", ck->dir, name, got, want);
+        return NULL;
+    }
+    return t;
+}
+
+/* Copies this rank's slice of a matrix: rows [b, e) for SHARD_ROWS, columns
+ * [b, e) of every row for SHARD_COLS. bf16 stays bf16; others become f32. */
+static bool copy_slice(weight_matrix *m, const st_tensor *t, const shard_slice *s, size_t *bytes, errbuf *err) {
+    m->rows = (int)s->local[0];
+    m->cols = (int)s->local[1];
+    m->dtype = t->dtype == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F32;
+    size_t esz = dtype_size(m->dtype);
+    size_t n = (size_t)m->rows * m->cols;
+    void *dst = alloc_aligned(n * esz);
+    if (!dst) return errbuf_set(err, "out of memory: tensor \"%s\" needs %zu MiB", t->name, (n * esz) >> 20);
+    int64_t full_cols = s->full[1];
+    int64_t row0 = s->axis == SHARD_ROWS ? s->begin : 0;
+    int64_t col0 = s->axis == SHARD_COLS ? s->begin : 0;
+    for (int64_t r = 0; r < m->rows; r++) {
+        size_t src = (size_t)((row0 + r) * full_cols + col0);
+        if (m->dtype == DTYPE_BF16) {
+            memcpy((bf16_t *)dst + r * m->cols, (const bf16_t *)t->data + src, (size_t)m->cols * esz);
+        } else {
+            float *d = (float *)dst + r * m->cols;
+            for (int c = 0; c < m->cols; c++) d[c] = element_f32(t, src + (size_t)c);
+        }
+    }
+    m->data = dst;
+    *bytes += n * esz;
+    return true;
+}
+
+static bool load_matrix_dtype(weight_matrix *m, const checkpoint *ck, tensor_kind kind, int layer, int rank, int tp,
+                              size_t *bytes, dtype *model_dtype, errbuf *err) {
+    const tensor_spec *spec = &TENSOR_TABLE[kind];
+    shard_slice s = tensor_shard(spec, &ck->config, rank, tp);
+    const st_tensor *t = find_checked(ck, spec, layer, &s, err);
+    if (!t) return false;
+    if (!copy_slice(m, t, &s, bytes, err)) return false;
+    if (model_dtype) *model_dtype = t->dtype;
+    return true;
+}
+
+static bool load_matrix(weight_matrix *m, const checkpoint *ck, tensor_kind kind, int layer, int rank, int tp,
+                        size_t *bytes, errbuf *err) {
+    return load_matrix_dtype(m, ck, kind, layer, rank, tp, bytes, NULL, err);
+}
+
+/* Norm weights are replicated; stored as 1 + w in fp32 (HF: 1.0 + w.float()). */
+static bool load_norm(float **out, const checkpoint *ck, tensor_kind kind, int layer, size_t *bytes, errbuf *err) {
+    const tensor_spec *spec = &TENSOR_TABLE[kind];
+    shard_slice s = tensor_shard(spec, &ck->config, 0, 1);
+    const st_tensor *t = find_checked(ck, spec, layer, &s, err);
+    if (!t) return false;
+    float *w = alloc_aligned((size_t)s.full[0] * sizeof *w);
+    if (!w) return errbuf_set(err, "out of memory loading \"%s\"", t->name);
+    for (int64_t i = 0; i < s.full[0]; i++) w[i] = 1.0f + element_f32(t, (size_t)i);
+    *out = w;
+    *bytes += (size_t)s.full[0] * sizeof *w;
+    return true;
+}
+
+bool weights_load(model_weights *w, const checkpoint *ck, int rank, int tp, errbuf *err) {
+    memset(w, 0, sizeof *w);
+    if (!tp_check(&ck->config, tp, err)) return false;
+    if (rank < 0 || rank >= tp) return errbuf_set(err, "rank %d is out of range for tensor-parallel size %d", rank, tp);
+    w->cfg = ck->config;
+    w->tp = tp_layout_make(&ck->config, rank, tp);
+    w->layers = xcalloc((size_t)w->cfg.num_layers, sizeof *w->layers);
+    size_t *b = &w->bytes;
+    bool ok = load_matrix_dtype(&w->embed, ck, TENSOR_EMBED, 0, rank, tp, b, &w->model_dtype, err) &&
+              load_norm(&w->final_norm, ck, TENSOR_FINAL_NORM, 0, b, err);
+    for (int l = 0; ok && l < w->cfg.num_layers; l++) {
+        layer_weights *lw = &w->layers[l];
+        ok = load_norm(&lw->input_norm, ck, TENSOR_INPUT_NORM, l, b, err) &&
+             load_matrix(&lw->q, ck, TENSOR_Q, l, rank, tp, b, err) &&
+             load_matrix(&lw->k, ck, TENSOR_K, l, rank, tp, b, err) &&
+             load_matrix(&lw->v, ck, TENSOR_V, l, rank, tp, b, err) &&
+             load_matrix(&lw->o, ck, TENSOR_O, l, rank, tp, b, err) &&
+             load_norm(&lw->post_norm, ck, TENSOR_POST_NORM, l, b, err) &&
+             load_matrix(&lw->gate, ck, TENSOR_GATE, l, rank, tp, b, err) &&
+             load_matrix(&lw->up, ck, TENSOR_UP, l, rank, tp, b, err) &&
+             load_matrix(&lw->down, ck, TENSOR_DOWN, l, rank, tp, b, err);
+    }
+    if (!ok) weights_free(w);
+    return ok;
+}
+
+static bool random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, uint64_t tensor, size_t *bytes,
+                          errbuf *err) {
+    size_t n = (size_t)rows * cols;
+    bf16_t *data = alloc_aligned(n * sizeof *data);
+    if (!data) return errbuf_set(err, "out of memory: a %d x %d random matrix needs %zu MiB", rows, cols, (n * 2) >> 20);
+    uint64_t state = seed ^ (tensor * 0xD1B54A32D192ED03ull);
+    for (size_t i = 0; i < n; i++) {
+        data[i] = f32_to_bf16((float)((2.0 * splitmix64_unit(&state) - 1.0) * 0.02));
+    }
+    *m = (weight_matrix){.dtype = DTYPE_BF16, .rows = rows, .cols = cols, .data = data};
+    *bytes += n * sizeof *data;
+    return true;
+}
+
+static bool unit_norm(float **out, int d, size_t *bytes, errbuf *err) {
+    float *w = alloc_aligned((size_t)d * sizeof *w);
+    if (!w) return errbuf_set(err, "out of memory");
+    for (int i = 0; i < d; i++) w[i] = 1.0f;
+    *out = w;
+    *bytes += (size_t)d * sizeof *w;
+    return true;
+}
+
+bool weights_random(model_weights *w, const gemma_config *cfg, int rank, int tp, uint64_t seed, errbuf *err) {
+    memset(w, 0, sizeof *w);
+    if (!tp_check(cfg, tp, err)) return false;
+    if (rank < 0 || rank >= tp) return errbuf_set(err, "rank %d is out of range for tensor-parallel size %d", rank, tp);
+    w->cfg = *cfg;
+    w->tp = tp_layout_make(cfg, rank, tp);
+    w->model_dtype = DTYPE_BF16;
+    w->layers = calloc((size_t)cfg->num_layers, sizeof *w->layers);
+    if (!w->layers) return errbuf_set(err, "out of memory");
+    const tp_layout *t = &w->tp;
+    int d = cfg->hidden_size, hd = cfg->head_dim;
+    size_t *b = &w->bytes;
+    bool ok = random_matrix(&w->embed, t->vocab_size, d, seed, 0, b, err) && unit_norm(&w->final_norm, d, b, err);
+    for (int l = 0; ok && l < cfg->num_layers; l++) {
+        layer_weights *lw = &w->layers[l];
+        uint64_t id = 1 + 8 * (uint64_t)l;
+        ok = unit_norm(&lw->input_norm, d, b, err) && unit_norm(&lw->post_norm, d, b, err) &&
+             random_matrix(&lw->q, t->n_heads * hd, d, seed, id, b, err) &&
+             random_matrix(&lw->k, t->n_kv_heads * hd, d, seed, id + 1, b, err) &&
+             random_matrix(&lw->v, t->n_kv_heads * hd, d, seed, id + 2, b, err) &&
+             random_matrix(&lw->o, d, t->n_heads * hd, seed, id + 3, b, err) &&
+             random_matrix(&lw->gate, t->ffn_size, d, seed, id + 4, b, err) &&
+             random_matrix(&lw->up, t->ffn_size, d, seed, id + 5, b, err) &&
+             random_matrix(&lw->down, d, t->ffn_size, seed, id + 6, b, err);
+    }
+    if (!ok) weights_free(w);
+    return ok;
+}
+
+void weights_free(model_weights *w) {
+    if (w->layers) {
+        for (int l = 0; l < w->cfg.num_layers; l++) {
+            layer_weights *lw = &w->layers[l];
+            free(lw->input_norm);
+            free(lw->post_norm);
+            free((void *)lw->q.data);
+            free((void *)lw->k.data);
+            free((void *)lw->v.data);
+            free((void *)lw->o.data);
+            free((void *)lw->gate.data);
+            free((void *)lw->up.data);
+            free((void *)lw->down.data);
+        }
+    }
+    free(w->layers);
+    free((void *)w->embed.data);
+    free(w->final_norm);
+    memset(w, 0, sizeof *w);
+}

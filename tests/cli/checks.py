@@ -1,0 +1,23 @@
+"""checks.py — the Python side of the command-line tests' assertions (the
+shell side is lib.sh): check() prints "ok: what" or "FAIL: what detail" and
+counts; done() prints the tally and exits non-zero on any failure."""
+import sys
+
+_checks = 0
+_failed = 0
+
+
+def check(what, cond, detail=""):
+    global _checks, _failed
+    _checks += 1
+    if cond:
+        print(f"ok: {what}")
+    else:
+        _failed += 1
+        print(f"FAIL: {what} {str(detail)[:500]}", file=sys.stderr)
+    return bool(cond)
+
+
+def done(name):
+    print(f"{name}: {_checks} checks, {_failed} failed")
+    sys.exit(1 if _failed else 0)

@@ -1,0 +1,49 @@
+/* registration.c — the worker's lease with its coordinator: Register, sent
+ * every heartbeat, says who it is, where it listens, what it holds. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "protocol/protocol.h"
+#include "worker/worker_impl.h"
+
+#define REGISTER_TIMEOUT_MS 2000
+
+bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, size_t last_len) {
+    char state[256];
+    worker_get_state(w, state, sizeof state);
+    Facet__V1__RegisterRequest req = FACET__V1__REGISTER_REQUEST__INIT;
+    req.protocol_version = (uint32_t)w->opt.protocol_version;
+    req.worker_id = w->id;
+    req.address = w->address;
+    req.device = "cpu";
+    req.requested_rank = w->opt.rank;
+    req.epoch = w->epoch;
+    req.state = state;
+    uint8_t *resp = NULL;
+    size_t n = 0;
+    errbuf err;
+    if (rpc_unary(w->coordinator, RPC_COORD_REGISTER, &req.base, &resp, &n, REGISTER_TIMEOUT_MS, &err) != RPC_OK) {
+        if (strcmp(last_reason, err.msg) != 0) log_warn("worker %s: cannot reach the coordinator: %s", w->id, err.msg);
+        snprintf(last_reason, last_len, "%s", err.msg);
+        return true; /* it may come (back) */
+    }
+    Facet__V1__RegisterResponse *r = facet__v1__register_response__unpack(NULL, n, resp);
+    free(resp);
+    if (!r) return true;
+    bool keep_going = true;
+    if (r->protocol_version != (uint32_t)w->opt.protocol_version) {
+        log_warn("worker %s: refused: %s", w->id, r->reason && *r->reason ? r->reason : "protocol version mismatch");
+        keep_going = false;
+    } else if (!r->accepted) {
+        if (strcmp(last_reason, r->reason) != 0) log_warn("worker %s: refused: %s", w->id, r->reason);
+        snprintf(last_reason, last_len, "%s", r->reason);
+    } else {
+        if (last_reason[0]) log_info("worker %s: registered with %s", w->id, w->opt.coordinator);
+        last_reason[0] = '\0';
+        if (r->heartbeat_ms > 0) *heartbeat_ms = r->heartbeat_ms;
+    }
+    facet__v1__register_response__free_unpacked(r, NULL);
+    return keep_going;
+}

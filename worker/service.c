@@ -1,0 +1,239 @@
+/* service.c — the Worker service (facet.v1.Worker) and grpc.health.v1.
+ *
+ * One pattern for every method: a row in the table names the path, the
+ * request type (the RPC layer unpacks and frees it) and whether it runs
+ * under the worker's lock. Load, InitComm and Step do, one at a time in the
+ * order they arrive; Abort and Health do not, so they answer while a step
+ * is blocked in a collective. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "protocol/protocol.h"
+#include "protocol/step.h"
+#include "worker/worker_impl.h"
+
+static void reply_error(rpc_call *call, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_error(rpc_call *call, int code, const char *fmt, ...) {
+    char msg[ERRBUF_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rpc_call_finish(call, code, msg);
+}
+
+/* ---- the methods ---------------------------------------------------------------------- */
+
+static void load(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    const Facet__V1__LoadRequest *req = (const Facet__V1__LoadRequest *)msg;
+    const char *model = w->opt.model ? w->opt.model : req->model_dir;
+    if (req->protocol_version != FACET_PROTOCOL_VERSION)
+        return reply_error(call, RPC_FAILED_PRECONDITION, "Load: protocol version %u, this worker speaks %d",
+                           req->protocol_version, FACET_PROTOCOL_VERSION);
+    if (req->epoch < w->epoch)
+        return reply_error(call, RPC_ABORTED, "Load: epoch %" PRIu64 " is older than this worker's %" PRIu64, req->epoch,
+                           w->epoch);
+    worker_drop_comm(w);
+    w->epoch = req->epoch;
+    errbuf err;
+    double t0 = clock_now_s();
+    shard_request sr = {model, (int)req->rank, (int)req->tp_size, (int)req->kv_blocks, (int)req->block_size,
+                        (int)req->max_batch_tokens};
+    if (!shard_load(w, &sr, &err)) {
+        worker_set_state(w, "failed: %s", err.msg);
+        log_warn("worker %s: cannot load its shard: %s", w->id, err.msg);
+        return reply_error(call, RPC_FAILED_PRECONDITION, "cannot load rank %d of %d: %s", req->rank, req->tp_size, err.msg);
+    }
+    w->rank = (int)req->rank;
+    w->tp = (int)req->tp_size;
+    worker_set_state(w, "loaded rank %d of %d", w->rank, w->tp);
+    Facet__V1__LoadResponse resp = FACET__V1__LOAD_RESPONSE__INIT;
+    resp.kv_blocks = (uint32_t)w->kv_blocks;
+    resp.weight_bytes = engine_weights(w->engine)->bytes;
+    resp.load_seconds = clock_now_s() - t0;
+    rpc_call_reply(call, &resp.base);
+    log_info("worker %s: loaded rank %d of %d from %s (%.1f MB, %d KV blocks) in %.2f s", w->id, w->rank, w->tp, model,
+             resp.weight_bytes / 1e6, w->kv_blocks, resp.load_seconds);
+}
+
+/* The KvSet / KvGet calls Gloo's rendezvous makes, through the coordinator. */
+static bool kv_set(void *ctx, const char *key, const void *data, size_t len, errbuf *err);
+static int kv_get(void *ctx, const char *key, void **data, size_t *len, errbuf *err);
+
+static void init_comm(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    const Facet__V1__InitCommRequest *req = (const Facet__V1__InitCommRequest *)msg;
+    if (req->epoch != w->epoch || !w->engine)
+        return reply_error(call, RPC_FAILED_PRECONDITION, "InitComm: epoch %" PRIu64 " does not match this worker's %" PRIu64 "%s",
+                           req->epoch, w->epoch, w->engine ? "" : " (nothing loaded)");
+    if (req->size != w->tp || req->rank != w->rank)
+        return reply_error(call, RPC_FAILED_PRECONDITION, "InitComm: rank %d of %d, but rank %d of %d is loaded", req->rank,
+                           req->size, w->rank, w->tp);
+    if (strcmp(req->backend, "gloo") != 0)
+        return reply_error(call, RPC_UNIMPLEMENTED, "InitComm: backend \"%s\" is not available on a CPU worker (use gloo)",
+                           req->backend);
+    worker_drop_comm(w);
+    if (req->size > 1) {
+        errbuf err;
+        char host[sizeof w->address];
+        snprintf(host, sizeof host, "%s", w->address);
+        char *colon = strrchr(host, ':');
+        if (colon) *colon = '\0';
+        comm_store store = {w, kv_set, kv_get};
+        comm_options co = {.rank = req->rank, .size = req->size, .prefix = req->prefix, .hostname = host,
+                           .timeout_ms = (int)req->timeout_ms,
+                           .max_floats = (size_t)engine_max_batch_tokens(w->engine) * engine_weights(w->engine)->cfg.hidden_size};
+        comm *c = comm_gloo_create(&co, &store, &err);
+        if (!c) return reply_error(call, RPC_UNAVAILABLE, "InitComm: %s", err.msg);
+        pthread_mutex_lock(&w->comm_mu);
+        w->comm = c;
+        pthread_mutex_unlock(&w->comm_mu);
+    }
+    worker_set_state(w, "ready: rank %d of %d, epoch %" PRIu64, w->rank, w->tp, w->epoch);
+    Facet__V1__InitCommResponse resp = FACET__V1__INIT_COMM_RESPONSE__INIT;
+    rpc_call_reply(call, &resp.base);
+}
+
+static void step(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    const Facet__V1__StepRequest *req = (const Facet__V1__StepRequest *)msg;
+    errbuf err;
+    if (req->epoch != w->epoch || !w->engine || (w->tp > 1 && !w->comm))
+        return reply_error(call, RPC_FAILED_PRECONDITION, "Step of epoch %" PRIu64 ": this worker is at epoch %" PRIu64 " (%s)",
+                           req->epoch, w->epoch,
+                           !w->engine ? "nothing loaded" : w->tp > 1 && !w->comm ? "no communicator" : "stale");
+    if (!step_request_check(req, &err)) return reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+    Facet__V1__StepResponse resp = FACET__V1__STEP_RESPONSE__INIT;
+    int code = step_exec(w, req, &resp, &err);
+    if (code == RPC_OK) {
+        rpc_call_reply(call, &resp.base);
+    } else {
+        reply_error(call, code, "rank %d: %s", w->rank, err.msg);
+        if (code == RPC_ABORTED) {
+            worker_set_state(w, "group failed: %s", err.msg);
+            worker_drop_comm(w); /* the group is broken: wait for a new epoch */
+        }
+    }
+    step_response_free(&resp);
+}
+
+static void abort_group(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    const Facet__V1__AbortRequest *req = (const Facet__V1__AbortRequest *)msg;
+    pthread_mutex_lock(&w->comm_mu);
+    if (w->comm) comm_abort(w->comm); /* a step blocked in a collective fails now or at its timeout */
+    pthread_mutex_unlock(&w->comm_mu);
+    log_info("worker %s: group of epoch %" PRIu64 " aborted: %s", w->id, req->epoch, req->reason);
+    worker_set_state(w, "aborted: %s", req->reason);
+    Facet__V1__AbortResponse resp = FACET__V1__ABORT_RESPONSE__INIT;
+    rpc_call_reply(call, &resp.base);
+}
+
+static void health(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    (void)msg;
+    char state[256];
+    worker_get_state(w, state, sizeof state);
+    Facet__V1__HealthResponse resp = FACET__V1__HEALTH_RESPONSE__INIT;
+    resp.state = state;
+    resp.epoch = w->epoch;
+    resp.rank = w->rank;
+    rpc_call_reply(call, &resp.base);
+}
+
+/* grpc.health.v1: SERVING once in a formed group. */
+static void grpc_health(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    (void)msg;
+    char state[256];
+    worker_get_state(w, state, sizeof state);
+    Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    resp.status = strncmp(state, "ready", 5) == 0 ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                                                  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    rpc_call_reply(call, &resp.base);
+}
+
+static void grpc_health_watch(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    (void)w, (void)msg;
+    rpc_call_finish(call, RPC_UNIMPLEMENTED, "Watch is not implemented: poll Check");
+}
+
+/* ---- the table and its one handler --------------------------------------------------------- */
+
+typedef struct worker_method {
+    const char *path;
+    const ProtobufCMessageDescriptor *request;
+    bool exclusive; /* under w->mu */
+    void (*run)(worker *w, rpc_call *call, const ProtobufCMessage *req);
+} worker_method;
+
+static const worker_method k_methods[WORKER_N_METHODS] = {
+    {RPC_WORKER_LOAD, &facet__v1__load_request__descriptor, true, load},
+    {RPC_WORKER_INIT_COMM, &facet__v1__init_comm_request__descriptor, true, init_comm},
+    {RPC_WORKER_STEP, &facet__v1__step_request__descriptor, true, step},
+    {RPC_WORKER_ABORT, &facet__v1__abort_request__descriptor, false, abort_group},
+    {RPC_WORKER_HEALTH, &facet__v1__health_request__descriptor, false, health},
+    {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, false, grpc_health},
+    {RPC_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, false, grpc_health_watch},
+};
+
+/* Each method's rpc ctx: the worker and the row. */
+typedef struct binding {
+    worker *w;
+    const worker_method *m;
+} binding;
+static binding g_bindings[WORKER_N_METHODS]; /* one worker per process */
+
+static void dispatch(void *ctx, rpc_call *call, const ProtobufCMessage *req) {
+    const binding *b = ctx;
+    if (b->m->exclusive) pthread_mutex_lock(&b->w->mu);
+    b->m->run(b->w, call, req);
+    if (b->m->exclusive) pthread_mutex_unlock(&b->w->mu);
+}
+
+int worker_service_methods(worker *w, rpc_method *out) {
+    for (int i = 0; i < WORKER_N_METHODS; i++) {
+        g_bindings[i] = (binding){w, &k_methods[i]};
+        out[i] = (rpc_method){k_methods[i].path, k_methods[i].request, dispatch, &g_bindings[i]};
+    }
+    return WORKER_N_METHODS;
+}
+
+/* ---- the rendezvous store: the coordinator's KvSet / KvGet ----------------- */
+
+#define KV_TIMEOUT_MS 2000
+
+static bool kv_set(void *ctx, const char *key, const void *data, size_t len, errbuf *err) {
+    worker *w = ctx;
+    Facet__V1__KvSetRequest req = FACET__V1__KV_SET_REQUEST__INIT;
+    req.key = (char *)key;
+    req.value.data = (uint8_t *)data;
+    req.value.len = len;
+    uint8_t *resp = NULL;
+    size_t n = 0;
+    int code = rpc_unary(w->coordinator, RPC_COORD_KV_SET, &req.base, &resp, &n, KV_TIMEOUT_MS, err);
+    free(resp);
+    return code == RPC_OK;
+}
+
+static int kv_get(void *ctx, const char *key, void **data, size_t *len, errbuf *err) {
+    worker *w = ctx;
+    Facet__V1__KvGetRequest req = FACET__V1__KV_GET_REQUEST__INIT;
+    req.key = (char *)key;
+    uint8_t *resp = NULL;
+    size_t n = 0;
+    if (rpc_unary(w->coordinator, RPC_COORD_KV_GET, &req.base, &resp, &n, KV_TIMEOUT_MS, err) != RPC_OK) return -1;
+    Facet__V1__KvGetResponse *r = facet__v1__kv_get_response__unpack(NULL, n, resp);
+    free(resp);
+    if (!r) return errbuf_set(err, "KvGet: malformed response"), -1;
+    int found = r->found ? 1 : 0;
+    if (found) {
+        *len = r->value.len;
+        *data = xmalloc(*len);
+        if (*len) memcpy(*data, r->value.data, *len);
+    }
+    facet__v1__kv_get_response__free_unpacked(r, NULL);
+    return found;
+}

@@ -1,0 +1,80 @@
+/* worker_impl.h — the worker process's state, shared by its files (private):
+ *   worker.c        the process: start, the registration loop, stop
+ *   worker_state.c  the state line, dropping the communicator
+ *   service.c       the Worker service: one handler pattern, Load / InitComm / Step / Abort / Health
+ *   shard.c         loading (or keeping) this rank's shard, sizing its KV cache
+ *   step_exec.c     a StepRequest run on the engine and the distributed sampler
+ *   registration.c  Register with the coordinator, the lease
+ * Locks: `mu` serialises Load, InitComm and Step (in arrival order);
+ * `comm_mu` guards the communicator pointer so Abort can reach it while a
+ * step is blocked in a collective; `state_mu` the state line. */
+#ifndef FACET_WORKER_WORKER_IMPL_H
+#define FACET_WORKER_WORKER_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "comm/comm.h"
+#include "facet/v1/worker.pb-c.h"
+#include "rpc/rpc.h"
+#include "worker/engine.h"
+#include "worker/worker.h"
+
+#define WORKER_N_METHODS 7
+
+typedef struct worker {
+    worker_options opt;
+    char id[40];
+    char address[300]; /* host:port */
+    rpc_channel *coordinator;
+    rpc_server *server;
+
+    pthread_mutex_t mu; /* Load, InitComm, Step */
+    engine *engine;
+    char loaded[1024];  /* "model|rank|tp|blocks|block_size|max_tokens" of the engine */
+    int rank, tp, kv_blocks;
+    uint64_t epoch;
+    double comm_s;      /* time in all-reduces during the current step */
+    float *logits;      /* [rows, vocab shard] of the last step; kept (grow-only): up to 64 MB a step at V = 256k */
+    size_t logits_cap;  /* floats */
+
+    pthread_mutex_t comm_mu; /* the communicator pointer, for Abort */
+    comm *comm;
+
+    pthread_mutex_t state_mu;
+    char state[256];    /* idle, loading, loaded, ready, failed: ... */
+    rpc_method methods[WORKER_N_METHODS];
+} worker;
+
+/* worker_state.c */
+void worker_set_state(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void worker_get_state(worker *w, char *out, size_t len);
+/* Discards the communicator: its group is over (a new epoch, a failure or
+ * shutdown), so abort first -- a graceful close would wait for peers that
+ * may never come. */
+void worker_drop_comm(worker *w);
+
+/* shard.c: makes the engine hold rank `rank` of `tp` of `model` (kept when it
+ * already does); kv_blocks 0 = size the cache here. */
+typedef struct shard_request {
+    const char *model;
+    int rank, tp;
+    int kv_blocks, block_size, max_batch_tokens;
+} shard_request;
+bool shard_load(worker *w, const shard_request *r, errbuf *err);
+
+/* step_exec.c: runs the step (the request checked); on rank 0 fills resp
+ * with the sampled tokens. Returns a gRPC status: OK, INVALID_ARGUMENT (a
+ * malformed batch) or ABORTED (a collective failed: this worker is fine,
+ * its group is not). */
+int step_exec(worker *w, const Facet__V1__StepRequest *r, Facet__V1__StepResponse *resp, errbuf *err);
+/* The engine's all-reduce hook (ctx: the worker): the current communicator, timed. */
+bool worker_allreduce(void *ctx, float *buf, size_t n, errbuf *err);
+
+/* service.c: the Worker service's method table (for rpc_server_start). */
+int worker_service_methods(worker *w, rpc_method *out);
+
+/* registration.c: one Register call; false when the refusal is permanent. */
+bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, size_t last_len);
+
+#endif
