@@ -15,6 +15,7 @@
 #include "bench/report.h"
 #include "common/args.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "model/checkpoint.h"
 #include "model/make_model.h"
 
@@ -22,7 +23,7 @@
 
 typedef struct serve_opts {
     const char *url, *endpoint, *dataset, *dataset_path, *rates, *goodput, *result_json, *plot, *model_dir;
-    const char *tokenizer_path, *served_name, *api_key, *label, *extra_body;
+    const char *tokenizer_path, *served_name, *api_key, *api_key_file, *label, *extra_body;
     int num_prompts, input_len, output_len, prefix_len, max_concurrency;
     double range_ratio, burstiness, temperature, timeout_s;
     float range_ratio_f, burstiness_f, temperature_f, timeout_f;
@@ -114,7 +115,7 @@ int bench_serve_main(int argc, char **argv) {
         {"model", ARG_STRING, &o.model_dir, "count tokens with this checkpoint's tokenizer.model (default: the built-in tiny model's)", 0, 0, NULL},
         {"tokenizer", ARG_STRING, &o.tokenizer_path, "count tokens with this tokenizer.model", 0, 0, NULL},
         {"served-model-name", ARG_STRING, &o.served_name, "the requests' \"model\" (default: the server's first in /v1/models)", 0, 0, NULL},
-        {"api-key", ARG_STRING, &o.api_key, "send 'Authorization: Bearer KEY'", 0, 0, NULL},
+        {"api-key-file", ARG_STRING, &o.api_key_file, "send 'Authorization: Bearer KEY' with the key in this file (or $OPENAI_API_KEY)", 0, 0, NULL},
         {"label", ARG_STRING, &o.label, "this server's name in the JSON and plot", 0, 0, NULL},
         {"temperature", ARG_FLOAT, &o.temperature_f, "sampling temperature (default 0)", 0, 100, NULL},
         {"no-ignore-eos", ARG_FLAG, &o.no_ignore_eos, "do not send ignore_eos (for servers that refuse it)", 0, 0, NULL},
@@ -132,6 +133,13 @@ int bench_serve_main(int argc, char **argv) {
     double rates[MAX_RATES];
     int n_rates = parse_rates(o.rates, rates, MAX_RATES);
     errbuf err;
+    char api_key[SECRET_MAX];
+    bool have_key;
+    if (!secret_load(o.api_key_file, "OPENAI_API_KEY", api_key, sizeof api_key, &have_key, &err)) {
+        fprintf(stderr, "facet bench serve: API key: %s\n", err.msg);
+        return 2;
+    }
+    o.api_key = have_key ? api_key : NULL;
     bench_slo slo;
     if (n_rates < 1) {
         fprintf(stderr, "facet bench serve: --request-rate: \"%s\" is not a list of rates (numbers or inf)\n", o.rates);

@@ -158,7 +158,8 @@ int bench_throughput_main(int argc, char **argv) {
     if (o.kv_blocks) co.kv_blocks = o.kv_blocks;
     local_cluster lc;
     tput_result r = {0};
-    bool ok = local_cluster_start(&lc, &co, o.threads, &o.dev, true, &err);
+    local_cluster_options lo = {.worker_threads = o.threads, .dev = &o.dev, .quiet = true};
+    bool ok = local_cluster_start(&lc, &co, &lo, &err);
     if (ok) {
         ok = local_cluster_wait_ready(&lc, 600000, &err) && run_all(lc.co, &o, cfg.vocab_size, cfg.bos_id, &r, &err);
         local_cluster_stop(&lc);

@@ -229,7 +229,8 @@ static bool generate_via_cluster(const gen_options *o, const char *dir, const to
     coordinator_options co;
     cluster_options(o, dir, r->prompt.n, &co);
     local_cluster lc;
-    if (!local_cluster_start(&lc, &co, o->threads, &o->dev, true, err)) return false;
+    local_cluster_options lo = {.worker_threads = o->threads, .dev = &o->dev, .quiet = true};
+    if (!local_cluster_start(&lc, &co, &lo, err)) return false;
     bool ok = local_cluster_wait_ready(&lc, 600000, err);
     int32_t stop[2];
     int n_stop = 0;

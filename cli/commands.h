@@ -15,5 +15,6 @@ int cmd_coordinator(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_certs(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const command k_commands[] = {
     {"make-model", cmd_make_model, "write a random-weight Gemma checkpoint (HF layout)"},
     {"coordinator", cmd_coordinator, "run a coordinator (workers register with it)"},
     {"worker", cmd_worker, "run a worker (registers with a coordinator, holds one rank's shard)"},
+    {"certs", cmd_certs, "make a CA and certificates for a cluster's mutual TLS"},
     {"bench", cmd_bench, "benchmarks: facet bench comm"},
     {"info", cmd_info, "show the kernels and devices here (--roofline: measure bandwidth and FLOP rate)"},
 };

@@ -9,41 +9,103 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "cluster/device_args.h"
+#include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "protocol/protocol.h"
+
+extern char **environ;
+
+#define MAX_ARGS 32
+
+/* The workers' environment: ours, with the cluster token set (built before
+ * any fork: after one, only async-signal-safe calls until exec). */
+static char **worker_environment(const char *token) {
+    int n = 0;
+    while (environ[n]) n++;
+    char **envp = xcalloc((size_t)n + 2, sizeof *envp);
+    int k = 0;
+    size_t prefix = strlen(CLUSTER_TOKEN_ENV "=");
+    for (int i = 0; i < n; i++)
+        if (strncmp(environ[i], CLUSTER_TOKEN_ENV "=", prefix) != 0) envp[k++] = xstrdup(environ[i]);
+    if (token) {
+        size_t len = prefix + strlen(token) + 1;
+        envp[k] = xmalloc(len);
+        snprintf(envp[k++], len, "%s=%s", CLUSTER_TOKEN_ENV, token);
+    }
+    return envp;
+}
+
+static void free_environment(char **envp) {
+    for (int i = 0; envp && envp[i]; i++) free(envp[i]);
+    free(envp);
+}
 
 static pid_t spawn_worker(const local_cluster *lc) {
-    char coord[64], threads[16];
-    snprintf(coord, sizeof coord, "127.0.0.1:%d", coordinator_grpc_port(lc->co));
+    char coord[64], threads[16], storage[3][32];
+    snprintf(coord, sizeof coord, "127.0.0.1:%d", coordinator_cluster_port(lc->co));
     snprintf(threads, sizeof threads, "%d", lc->worker_threads);
+    char *argv[MAX_ARGS] = {"facet", "worker", "--coordinator", coord, "--threads", threads,
+                            "--model-root", (char *)lc->model_root};
+    int argc = device_args_to_argv(&lc->dev, argv, 8, storage);
+    if (lc->tls_files[0][0]) {
+        argv[argc++] = "--tls-ca", argv[argc++] = (char *)lc->tls_files[0];
+        argv[argc++] = "--tls-cert", argv[argc++] = (char *)lc->tls_files[1];
+        argv[argc++] = "--tls-key", argv[argc++] = (char *)lc->tls_files[2];
+    }
+    if (lc->quiet) argv[argc++] = "--quiet";
+    argv[argc] = NULL;
     pid_t pid = fork();
     if (pid != 0) return pid;
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the coordinator */
-    char *argv[16] = {"facet", "worker", "--coordinator", coord, "--threads", threads};
-    char storage[3][32];
-    int argc = device_args_to_argv(&lc->dev, argv, 6, storage);
-    if (lc->quiet) argv[argc++] = "--quiet";
-    argv[argc] = NULL;
-    execv("/proc/self/exe", argv);
-    fprintf(stderr, "facet: cannot start a worker: %s\n", strerror(errno));
+    execve("/proc/self/exe", argv, lc->envp);
+    static const char msg[] = "facet: cannot start a worker process\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
     _exit(127);
 }
 
-bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, int worker_threads, const device_choice *dev,
-                         bool quiet, errbuf *err) {
+/* The cluster's credentials: certificates from tls_dir, and a token ($FACET_CLUSTER_TOKEN or a fresh random one). */
+static bool make_credentials(local_cluster *lc, const char *tls_dir, errbuf *err) {
+    char ca[4096], cert[4096], key[4096]; /* read by cluster_credentials_load, not kept */
+    if (tls_dir) {
+        snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir);
+        snprintf(cert, sizeof cert, "%s/coordinator.pem", tls_dir);
+        snprintf(key, sizeof key, "%s/coordinator-key.pem", tls_dir);
+        snprintf(lc->tls_files[0], sizeof lc->tls_files[0], "%s/ca.pem", tls_dir);
+        snprintf(lc->tls_files[1], sizeof lc->tls_files[1], "%s/worker.pem", tls_dir);
+        snprintf(lc->tls_files[2], sizeof lc->tls_files[2], "%s/worker-key.pem", tls_dir);
+        lc->creds.tls_ca = ca, lc->creds.tls_cert = cert, lc->creds.tls_key = key;
+    }
+    lc->creds.make_token = true;
+    bool ok = cluster_credentials_load(&lc->creds, "serve", FACET_ROLE_WORKER, err);
+    lc->creds.tls_ca = lc->creds.tls_cert = lc->creds.tls_key = NULL;
+    return ok;
+}
+
+bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, const local_cluster_options *lo, errbuf *err) {
     memset(lc, 0, sizeof *lc);
-    if (dev) lc->dev = *dev;
+    if (opt->tp > LOCAL_CLUSTER_MAX) return errbuf_set(err, "--tp %d: at most %d local workers", opt->tp, LOCAL_CLUSTER_MAX);
+    if (lo->dev) lc->dev = *lo->dev;
     else device_args_default(&lc->dev);
     /* a device the workers cannot use is refused here, not by N workers exiting */
     engine_device kind;
     char note[ERRBUF_LEN];
     if (!backend_choose_device(lc->dev.device, &kind, note, sizeof note, err)) return false;
+    if (!realpath(opt->model_dir, lc->model_root)) return errbuf_set(err, "%s: %s", opt->model_dir, strerror(errno));
     long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* 0: the CPUs shared out among the workers */
-    lc->worker_threads = worker_threads > 0 ? worker_threads : cpus / opt->tp > 0 ? (int)(cpus / opt->tp) : 1;
-    lc->quiet = quiet;
-    lc->co = coordinator_start(opt, err);
-    if (!lc->co) return false;
+    lc->worker_threads = lo->worker_threads > 0 ? lo->worker_threads : cpus / opt->tp > 0 ? (int)(cpus / opt->tp) : 1;
+    lc->quiet = lo->quiet;
+    if (!make_credentials(lc, lo->tls_dir, err)) return false;
+    coordinator_options co = *opt;
+    co.cluster_security = cluster_credentials_security(&lc->creds);
+    lc->co = coordinator_start(&co, err);
+    if (!lc->co) {
+        cluster_credentials_free(&lc->creds);
+        return false;
+    }
+    lc->envp = worker_environment(lc->creds.sec.token);
     lc->n_workers = opt->tp;
     for (int i = 0; i < lc->n_workers; i++) lc->pids[i] = spawn_worker(lc);
     return true;
@@ -105,4 +167,7 @@ void local_cluster_stop(local_cluster *lc) {
     }
     coordinator_stop(lc->co);
     lc->co = NULL;
+    free_environment(lc->envp);
+    lc->envp = NULL;
+    cluster_credentials_free(&lc->creds);
 }

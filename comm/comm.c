@@ -100,11 +100,13 @@ bool comm_barrier(comm *c, errbuf *err) {
 
 /* ---- lifetime --------------------------------------------------------------- */
 
-/* Only a flag: the backends cannot interrupt a call from outside. NCCL's
- * wait loop polls it and aborts the NCCL communicator; Gloo has no abort, so
- * a call already blocked in Gloo ends at its timeout. */
+/* The flag stops new collectives; the backend's interrupt ends one already
+ * blocked (Gloo: its sockets are shut down; NCCL's wait loop polls the flag
+ * and aborts the NCCL communicator). */
 void comm_abort(comm *c) {
-    if (c) atomic_store(&c->aborted, true);
+    if (!c) return;
+    atomic_store(&c->aborted, true);
+    if (c->ops->interrupt) c->ops->interrupt(c);
 }
 
 void comm_free(comm *c) {

@@ -57,7 +57,8 @@ bool comm_allgather(comm *c, const void *send, void *recv, size_t bytes, errbuf 
 /* buf (bytes) = root's buf on every rank. */
 bool comm_broadcast(comm *c, void *buf, size_t bytes, int root, errbuf *err);
 bool comm_barrier(comm *c, errbuf *err);
-/* Makes current and later calls fail (at the latest by the timeout). Thread-safe. */
+/* Makes current and later calls fail at once: a collective blocked in
+ * another thread returns an error within milliseconds. Thread-safe. */
 void comm_abort(comm *c);
 /* Collectives on one comm come from one thread at a time, and comm_free only
  * after the last has returned. Gloo: a healthy comm (not aborted, nothing

@@ -35,6 +35,10 @@ typedef struct comm_ops {
     bool (*barrier)(comm *c, errbuf *err);
     /* Frees the backend's state (not the comm itself). Never fails. */
     void (*destroy)(comm *c);
+    /* Makes a collective blocked in another thread fail now (comm_abort, any
+     * thread, after the abort flag is set); NULL: the backend's own wait loop
+     * watches the flag. */
+    void (*interrupt)(comm *c);
 } comm_ops;
 
 /* Checks what every backend needs from its options; on a problem writes one

@@ -16,9 +16,11 @@
 // issues the same sequence of collectives; that keeps the transport slots
 // they take from the context in step across ranks.
 //
-// Gloo has no abort: comm_abort() only sets a flag that comm.c checks
-// before each call, and an operation already blocked inside Gloo ends at
-// the latest when its timeout expires.
+// Gloo has no abort call. comm_abort() sets a flag that comm.c checks before
+// each call, and gloo_interrupt() ends an operation already blocked inside
+// Gloo: it shuts down every pair's socket, so the transport sees the
+// connection end and fails the pending sends and receives at once (instead
+// of at the timeout, 20 s by default) -- see gloo_interrupt for how.
 #include <gloo/algorithm.h>
 #include <gloo/allgather.h>
 #include <gloo/allreduce_bcube.h>
@@ -30,6 +32,7 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
+#include <gloo/transport/tcp/pair.h>
 
 #include <algorithm>
 #include <cctype>
@@ -48,6 +51,7 @@
 #include <vector>
 
 #include <signal.h>
+#include <sys/socket.h>
 
 #include "comm/comm_impl.h"
 
@@ -366,8 +370,35 @@ static void gloo_destroy(comm *c) {
 
 } // extern "C"
 
+// Gloo's TCP pair keeps its socket and the mutex that guards it protected.
+// A pointer to a protected member, taken in a class derived from Pair, may
+// be applied to any Pair (the access check is on naming the member, not on
+// using the pointer): that is how the interrupt reaches them without a
+// patched Gloo.
+struct PairInternals : gloo::transport::tcp::Pair {
+    static int fd(gloo::transport::tcp::Pair &p) { return p.*(&PairInternals::fd_); }
+    static std::mutex &mu(gloo::transport::tcp::Pair &p) { return p.*(&PairInternals::m_); }
+};
+
+// shutdown(2), not close(2): the descriptor stays Gloo's, so nothing else can
+// be given its number, and the device thread (or, in sync mode, the waiting
+// thread itself) reads end-of-stream and fails every pending operation of
+// the pair with an IoException -- the collective returns an error now. Under
+// the pair's mutex: Pair::close() changes fd_ under it.
+extern "C" void gloo_interrupt(comm *c) {
+    GlooComm &g = gloo_state(c);
+    for (int peer = 0; peer < g.size; peer++) {
+        if (peer == g.rank) continue;
+        auto *pair = dynamic_cast<gloo::transport::tcp::Pair *>(g.context->getPair(peer).get());
+        if (!pair) continue; /* another transport: the timeout still bounds the wait */
+        std::lock_guard<std::mutex> lock(PairInternals::mu(*pair));
+        int fd = PairInternals::fd(*pair);
+        if (fd >= 0) shutdown(fd, SHUT_RDWR);
+    }
+}
+
 const comm_ops kGlooOps = {
-    "gloo", gloo_allreduce_sum, gloo_allgather, gloo_broadcast, gloo_barrier, gloo_destroy,
+    "gloo", gloo_allreduce_sum, gloo_allgather, gloo_broadcast, gloo_barrier, gloo_destroy, gloo_interrupt,
 };
 
 const struct {

@@ -245,6 +245,7 @@ static const comm_ops nccl_ops = {
     .broadcast = nccl_broadcast,
     .barrier = nccl_barrier,
     .destroy = nccl_destroy,
+    .interrupt = NULL, /* nccl_wait polls the abort flag and calls ncclCommAbort */
 };
 
 /* ---- creation ---------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "coordinator/api.h"
 #include "coordinator/metrics.h"
 #include "coordinator/session.h"
@@ -39,12 +40,15 @@ static bool prompt_ids(const frontend *fe, const Facet__V1__GenerateRequest *req
     return tokenizer_encode(fe->model->tok, req->prompt, strlen(req->prompt), 0, ids, err);
 }
 
-/* The API key, when one is set, as gRPC metadata "authorization: Bearer KEY". */
+/* The API key, when one is set, as gRPC metadata "authorization: Bearer KEY"
+ * (compared in constant time). False after answering UNAUTHENTICATED. */
 static bool authorized(const frontend *fe, rpc_call *call) {
     if (!fe->api_key) return true;
-    char value[512];
+    char value[SECRET_MAX + 8];
     const char *v = rpc_call_metadata(call, "authorization", value, sizeof value);
-    return v && strncmp(v, "Bearer ", 7) == 0 && strcmp(v + 7, fe->api_key) == 0;
+    if (v && strncmp(v, "Bearer ", 7) == 0 && secret_equal(v + 7, fe->api_key)) return true;
+    rpc_call_finish(call, RPC_UNAUTHENTICATED, "a valid API key is required (metadata authorization: Bearer <key>)");
+    return false;
 }
 
 static gen_request build_request(const frontend *fe, const Facet__V1__GenerateRequest *req, const token_list *ids,
@@ -110,7 +114,7 @@ static bool send_delta(const frontend *fe, rpc_call *call, const Facet__V1__Gene
 
 void api_handle_generate(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
     const frontend *fe = ctx;
-    if (!authorized(fe, call)) return rpc_call_finish(call, RPC_UNAUTHENTICATED, "a valid API key is required (metadata authorization: Bearer <key>)");
+    if (!authorized(fe, call)) return;
     const Facet__V1__GenerateRequest *req = (const Facet__V1__GenerateRequest *)request;
     token_list ids;
     token_list_init(&ids);
@@ -167,6 +171,7 @@ void api_handle_generate(void *ctx, rpc_call *call, const ProtobufCMessage *requ
 void api_handle_tokenize(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
     const frontend *fe = ctx;
     const Facet__V1__TokenizeRequest *req = (const Facet__V1__TokenizeRequest *)request;
+    if (!authorized(fe, call)) return;
     if (!fe->model->tok) return rpc_call_finish(call, RPC_FAILED_PRECONDITION, "this model has no tokenizer.model");
     token_list ids;
     token_list_init(&ids);
@@ -193,8 +198,9 @@ void api_handle_tokenize(void *ctx, rpc_call *call, const ProtobufCMessage *requ
 void api_handle_model_info(void *ctx, rpc_call *call, const ProtobufCMessage *request) {
     const frontend *fe = ctx;
     (void)request;
+    if (!authorized(fe, call)) return;
     Facet__V1__ModelInfoResponse resp = FACET__V1__MODEL_INFO_RESPONSE__INIT;
-    resp.model = (char *)fe->model->dir;
+    resp.model = (char *)fe->model->name; /* the name clients use: never a path on the server */
     resp.architecture = "GemmaForCausalLM";
     resp.vocab_size = (uint32_t)fe->model->cfg.vocab_size;
     resp.context_length = (uint32_t)fe->model->cfg.max_position;

@@ -22,7 +22,8 @@
 #include "facet/v1/worker.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 
-#define N_METHODS 8
+#define N_PUBLIC_METHODS 5
+#define N_CLUSTER_METHODS 4
 
 struct coordinator {
     coordinator_options opt;
@@ -32,9 +33,9 @@ struct coordinator {
     membership *members;
     scheduler *sched;
     frontend fe;
-    rpc_method methods[N_METHODS];
-    rpc_server *grpc;
-    int grpc_port;
+    rpc_method public_methods[N_PUBLIC_METHODS], cluster_methods[N_CLUSTER_METHODS];
+    rpc_server *grpc, *cluster;
+    int grpc_port, cluster_port;
     http_server *http;
     bool stopped;
 };
@@ -53,26 +54,45 @@ void coordinator_options_default(coordinator_options *o) {
     o->max_seqs = 64;
     o->max_queue = 1024;
     o->grpc_threads = 32;
+    o->cluster_port = 0;
     o->max_body_bytes = 4 << 20;
     o->drain_timeout_ms = 30000;
 }
 
+/* Two gRPC ports: the public one (clients: facet.v1.Facet, health; the API
+ * key is checked by the handlers) and the cluster's (workers: Register and
+ * the rendezvous store; the cluster credentials are checked by rpc/). */
 static bool start_grpc(coordinator *co, errbuf *err) {
-    const rpc_method methods[N_METHODS] = {
-        {RPC_COORD_REGISTER, &facet__v1__register_request__descriptor, membership_handle_register, co->members},
-        {RPC_COORD_KV_SET, &facet__v1__kv_set_request__descriptor, kv_store_handle_set, co->store},
-        {RPC_COORD_KV_GET, &facet__v1__kv_get_request__descriptor, kv_store_handle_get, co->store},
-        {RPC_FACET_GENERATE, &facet__v1__generate_request__descriptor, api_handle_generate, &co->fe},
-        {RPC_FACET_TOKENIZE, &facet__v1__tokenize_request__descriptor, api_handle_tokenize, &co->fe},
-        {RPC_FACET_MODEL_INFO, &facet__v1__model_info_request__descriptor, api_handle_model_info, &co->fe},
-        {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, api_handle_health_check, &co->fe},
-        {RPC_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, api_handle_health_watch, &co->fe},
+    /* open: no cluster credential here; the handlers check the API key */
+    const rpc_method pub[N_PUBLIC_METHODS] = {
+        {RPC_FACET_GENERATE, &facet__v1__generate_request__descriptor, api_handle_generate, &co->fe, .open = true},
+        {RPC_FACET_TOKENIZE, &facet__v1__tokenize_request__descriptor, api_handle_tokenize, &co->fe, .open = true},
+        {RPC_FACET_MODEL_INFO, &facet__v1__model_info_request__descriptor, api_handle_model_info, &co->fe, .open = true},
+        {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, api_handle_health_check, &co->fe, .open = true},
+        {RPC_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, api_handle_health_watch, &co->fe, .open = true},
     };
-    memcpy(co->methods, methods, sizeof methods);
+    const rpc_method cluster[N_CLUSTER_METHODS] = {
+        {RPC_COORD_REGISTER, &facet__v1__register_request__descriptor, membership_handle_register, co->members,
+         .peer_role = FACET_ROLE_WORKER},
+        {RPC_COORD_KV_SET, &facet__v1__kv_set_request__descriptor, kv_store_handle_set, co->store, .peer_role = FACET_ROLE_WORKER},
+        {RPC_COORD_KV_GET, &facet__v1__kv_get_request__descriptor, kv_store_handle_get, co->store, .peer_role = FACET_ROLE_WORKER},
+        {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, api_handle_health_check, &co->fe, .open = true},
+    };
+    memcpy(co->public_methods, pub, sizeof pub);
+    memcpy(co->cluster_methods, cluster, sizeof cluster);
     char addr[300];
     snprintf(addr, sizeof addr, "%s:%d", co->opt.host, co->opt.grpc_port);
-    co->grpc = rpc_server_start(addr, co->methods, N_METHODS, co->opt.grpc_threads, &co->grpc_port, err);
-    return co->grpc != NULL;
+    co->grpc = rpc_server_start(addr, co->public_methods, N_PUBLIC_METHODS, co->opt.grpc_threads, NULL, &co->grpc_port, err);
+    if (!co->grpc) return false;
+    snprintf(addr, sizeof addr, "%s:%d", co->opt.host, co->opt.cluster_port);
+    co->cluster = rpc_server_start(addr, co->cluster_methods, N_CLUSTER_METHODS, 8, co->opt.cluster_security,
+                                   &co->cluster_port, err);
+    if (!co->cluster) {
+        errbuf_prefix(err, "the cluster port");
+        rpc_server_stop(co->grpc);
+        return false;
+    }
+    return true;
 }
 
 static void make_parts(coordinator *co) {
@@ -85,7 +105,8 @@ static void make_parts(coordinator *co) {
     membership_options mo = {.model_dir = o->model_dir, .tp = o->tp, .heartbeat_ms = o->heartbeat_ms,
                              .lease_ms = o->lease_ms, .load_timeout_ms = o->load_timeout_ms,
                              .comm_timeout_ms = o->comm_timeout_ms, .block_size = o->block_size,
-                             .kv_blocks = o->kv_blocks, .max_batch_tokens = o->max_batch_tokens};
+                             .kv_blocks = o->kv_blocks, .max_batch_tokens = o->max_batch_tokens,
+                             .security = o->cluster_security};
     co->members = membership_create(&mo, co->store, scheduler_on_group_event, co->sched);
     co->fe = (frontend){.sched = co->sched, .model = &co->model, .metrics = co->metrics, .tp = o->tp,
                         .api_key = o->api_key, .max_body_bytes = o->max_body_bytes};
@@ -117,6 +138,7 @@ coordinator *coordinator_start(const coordinator_options *opt, errbuf *err) {
         co->http = http_start(&co->fe, co->opt.host, opt->http_port, err);
         if (!co->http) {
             rpc_server_stop(co->grpc);
+            rpc_server_stop(co->cluster);
             goto fail;
         }
     }
@@ -145,6 +167,7 @@ void coordinator_stop(coordinator *co) {
     coordinator_drain(co);
     http_stop(co->http);
     rpc_server_stop(co->grpc);
+    rpc_server_stop(co->cluster);
     free_parts(co);
     free(co);
 }
@@ -162,6 +185,7 @@ bool coordinator_wait_ready(coordinator *co, int timeout_ms, errbuf *err) {
 }
 
 int coordinator_grpc_port(const coordinator *co) { return co->grpc_port; }
+int coordinator_cluster_port(const coordinator *co) { return co->cluster_port; }
 int coordinator_http_port(const coordinator *co) { return http_port(co->http); }
 const char *coordinator_model_name(const coordinator *co) { return co->model.name; }
 void coordinator_get_stats(coordinator *co, coordinator_stats *out) { scheduler_stats(co->sched, out); }

@@ -18,13 +18,16 @@
 
 #include "common/error.h"
 #include "coordinator/stats.h"
+#include "rpc/rpc.h"
 #include "coordinator/stream.h"
 
 typedef struct coordinator_options {
     const char *model_dir;
     int tp;
     const char *host;     /* interface to listen on (default 127.0.0.1) */
-    int grpc_port;        /* 0: any free port */
+    int grpc_port;        /* public gRPC (facet.v1.Facet, health); 0: any free port */
+    int cluster_port;     /* the workers' port (facet.v1.Coordinator: Register, KvSet, KvGet); 0: any free port */
+    const rpc_security *cluster_security; /* what workers must show on the cluster port (NULL: nothing, --insecure) */
     int http_port;        /* 0: any free port; -1: no HTTP */
     int heartbeat_ms;     /* how often workers renew their lease */
     int lease_ms;         /* a worker silent this long is dead */
@@ -38,7 +41,7 @@ typedef struct coordinator_options {
     int max_queue;        /* requests waiting; beyond it they are refused (429 / RESOURCE_EXHAUSTED) */
     int grpc_threads;     /* concurrent gRPC calls (each Generate stream holds one) */
     const char *served_model_name; /* the name clients use (default: the checkpoint's directory name) */
-    const char *api_key;  /* NULL: none; else "Authorization: Bearer KEY" on HTTP /v1 and gRPC Facet */
+    const char *api_key;  /* NULL: none; else "Authorization: Bearer KEY" on HTTP /v1 and every gRPC Facet method */
     int max_body_bytes;   /* largest HTTP request body */
     int drain_timeout_ms; /* on SIGTERM: how long requests in flight may finish */
 } coordinator_options;
@@ -60,6 +63,7 @@ bool coordinator_idle(coordinator *co);
 /* Drains (if not yet), stops every thread and server, frees. */
 void coordinator_stop(coordinator *co);
 int coordinator_grpc_port(const coordinator *co);
+int coordinator_cluster_port(const coordinator *co);
 int coordinator_http_port(const coordinator *co);
 /* Is a group formed and serving? If not, why (into why). */
 bool coordinator_ready(coordinator *co, char *why, size_t why_len);

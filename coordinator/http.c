@@ -25,6 +25,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rng.h"
+#include "common/secret.h"
 #include "common/alloc.h"
 #include "coordinator/http.h"
 #include "coordinator/metrics.h"
@@ -351,7 +352,7 @@ typedef struct request_state {
 static bool authorized(const frontend *fe, struct MHD_Connection *conn) {
     if (!fe->api_key) return true;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    return h && strncmp(h, "Bearer ", 7) == 0 && strcmp(h + 7, fe->api_key) == 0;
+    return h && strncmp(h, "Bearer ", 7) == 0 && secret_equal(h + 7, fe->api_key);
 }
 
 static enum MHD_Result handle_ready(const frontend *fe, struct MHD_Connection *conn) {

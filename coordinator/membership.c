@@ -49,7 +49,8 @@ struct membership {
     group_state group;
     uint64_t epoch;
     worker_entry *members[FACET_MAX_TP]; /* by rank, while FORMING or READY */
-    char not_ready[ERRBUF_LEN];          /* why there is no group, for /ready and errors */
+    char not_ready[ERRBUF_LEN];          /* why there is no group, for /ready and errors (no ids or addresses) */
+    bool not_ready_specific;             /* not_ready says more than "waiting for workers": keep it */
     int views;                           /* group_views handed out: worker entries stay while > 0 */
 
     /* what the thread does next, outside the lock */
@@ -123,6 +124,7 @@ static void reply_register(rpc_call *call, bool accepted, const char *reason, co
     resp.protocol_version = FACET_PROTOCOL_VERSION;
     resp.heartbeat_ms = (uint32_t)m->opt.heartbeat_ms;
     resp.lease_ms = (uint32_t)m->opt.lease_ms;
+    resp.epoch = m->epoch; /* read unlocked: a stale value only narrows what the worker accepts */
     rpc_call_reply(call, &resp.base);
 }
 
@@ -137,7 +139,9 @@ static const char *check_newcomer(membership *m, const Facet__V1__RegisterReques
     if (req->requested_rank >= 0) {
         const worker_entry *h = rank_holder(m, req->requested_rank, req->worker_id, now);
         if (h) {
-            snprintf(why, len, "rank %d is taken by worker %s at %s", req->requested_rank, h->id, h->address);
+            log_info("rank %d asked for by worker %s is held by worker %s at %s", req->requested_rank, req->worker_id,
+                     h->id, h->address);
+            snprintf(why, len, "rank %d is taken by another worker", req->requested_rank);
             return why;
         }
     }
@@ -156,7 +160,7 @@ static worker_entry *add_worker(membership *m, const Facet__V1__RegisterRequest 
     w->rank = -1;
     w->registered_at = now;
     w->suspect_since = -1;
-    w->channel = rpc_channel_create(req->address);
+    w->channel = rpc_channel_create(req->address, m->opt.security);
     if (m->n_workers == m->cap_workers) {
         m->cap_workers = m->cap_workers ? 2 * m->cap_workers : 16;
         m->workers = xrealloc(m->workers, (size_t)m->cap_workers * sizeof *m->workers);
@@ -173,9 +177,9 @@ void membership_handle_register(void *ctx, rpc_call *call, const ProtobufCMessag
     const Facet__V1__RegisterRequest *req = (const Facet__V1__RegisterRequest *)request;
     char why[ERRBUF_LEN];
     if (req->protocol_version != FACET_PROTOCOL_VERSION) {
-        snprintf(why, sizeof why, "worker %s at %s speaks protocol version %u; this coordinator speaks %d", req->worker_id,
-                 req->address, req->protocol_version, FACET_PROTOCOL_VERSION);
-        log_warn("refused a worker: %s", why);
+        snprintf(why, sizeof why, "this worker speaks protocol version %u; the coordinator speaks %d", req->protocol_version,
+                 FACET_PROTOCOL_VERSION);
+        log_warn("refused a worker: worker %s at %s: %s", req->worker_id, req->address, why);
         reply_register(call, false, why, m);
         return;
     }
@@ -199,10 +203,11 @@ void membership_handle_register(void *ctx, rpc_call *call, const ProtobufCMessag
 /* ---- breaking a group ---------------------------------------------------------------- */
 
 /* The group is lost (mu held): members are freed for the next formation,
- * survivors will get Abort, the listener LOST. */
-static void group_break(membership *m, const char *reason) {
+ * survivors will get Abort, the listener LOST. detail goes to the log (and
+ * to the survivors); public is what clients may read. */
+static void group_break(membership *m, const char *detail, const char *public) {
     if (m->group == GROUP_NONE) return;
-    log_warn("group of epoch %" PRIu64 " lost: %s", m->epoch, reason);
+    log_warn("group of epoch %" PRIu64 " lost: %s", m->epoch, detail);
     m->n_abort = 0;
     for (int r = 0; r < m->opt.tp; r++) {
         worker_entry *w = m->members[r];
@@ -212,11 +217,12 @@ static void group_break(membership *m, const char *reason) {
         m->members[r] = NULL;
     }
     m->abort_epoch = m->epoch;
-    snprintf(m->abort_reason, sizeof m->abort_reason, "%s", reason);
+    snprintf(m->abort_reason, sizeof m->abort_reason, "%s", detail);
     m->group = GROUP_NONE;
-    snprintf(m->not_ready, sizeof m->not_ready, "re-forming the group: %s", reason);
+    snprintf(m->not_ready, sizeof m->not_ready, "re-forming the group: %s", public);
+    m->not_ready_specific = true;
     group_event ev = {.kind = GROUP_LOST, .epoch = m->epoch};
-    snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+    snprintf(ev.reason, sizeof ev.reason, "%s", public);
     queue_event(m, &ev);
 }
 
@@ -237,7 +243,7 @@ static void send_pending_aborts(membership *m) {
     rpc_fanout calls[FACET_MAX_TP];
     rpc_channel *channels[FACET_MAX_TP];
     for (int i = 0; i < n; i++) {
-        channels[i] = rpc_channel_create(addr[i]);
+        channels[i] = rpc_channel_create(addr[i], m->opt.security);
         calls[i] = (rpc_fanout){.channel = channels[i], .request = &req.base};
     }
     rpc_unary_fanout(calls, n, RPC_WORKER_ABORT, ABORT_TIMEOUT_MS);
@@ -253,10 +259,11 @@ static void expire_leases(membership *m, double now) {
     for (int i = m->n_workers - 1; i >= 0; i--) {
         worker_entry *w = m->workers[i];
         if (!w->dead && !worker_live(m, w, now)) {
-            char reason[ERRBUF_LEN];
-            snprintf(reason, sizeof reason, "worker %s (rank %d at %s) was lost: no heartbeat for %.1f s", w->id, w->rank,
+            char detail[ERRBUF_LEN], public[128];
+            snprintf(detail, sizeof detail, "worker %s (rank %d at %s) was lost: no heartbeat for %.1f s", w->id, w->rank,
                      w->address, now - w->last_seen);
-            if (w->rank >= 0) group_break(m, reason);
+            snprintf(public, sizeof public, "a worker of the group was lost (no heartbeat for %.1f s)", now - w->last_seen);
+            if (w->rank >= 0) group_break(m, detail, public);
             log_info("forgetting worker %s at %s (lease lapsed)", w->id, w->address);
             w->dead = true;
         }
@@ -266,7 +273,8 @@ static void expire_leases(membership *m, double now) {
 
 void membership_report_step_failure(membership *m, const group_view *g, const rpc_fanout *calls, char *out,
                                     size_t len) {
-    out[0] = '\0';
+    char detail[ERRBUF_LEN] = "";
+    bool any_lost = false;
     double now = clock_now_s();
     pthread_mutex_lock(&m->mu);
     bool current = m->group == GROUP_READY && m->epoch == g->epoch;
@@ -275,21 +283,24 @@ void membership_report_step_failure(membership *m, const group_view *g, const rp
         for (int r = 0; r < g->size; r++) {
             bool lost = calls[r].code != RPC_OK && calls[r].code != RPC_ABORTED;
             if (calls[r].code == RPC_OK || lost != (pass == 0)) continue;
-            size_t used = strlen(out);
+            size_t used = strlen(detail);
             worker_entry *w = current ? m->members[r] : NULL;
+            any_lost |= lost;
             if (lost && w) {
                 w->suspect_since = now;
-                snprintf(out + used, len - used, "%sworker %s (rank %d at %s) was lost: %s", used ? "; " : "", w->id, r,
-                         w->address, calls[r].err.msg);
+                snprintf(detail + used, sizeof detail - used, "%sworker %s (rank %d at %s) was lost: %s", used ? "; " : "",
+                         w->id, r, w->address, calls[r].err.msg);
             } else if (lost) {
-                snprintf(out + used, len - used, "%srank %d was lost: %s", used ? "; " : "", r, calls[r].err.msg);
+                snprintf(detail + used, sizeof detail - used, "%srank %d was lost: %s", used ? "; " : "", r, calls[r].err.msg);
             } else {
-                snprintf(out + used, len - used, "%s(%s)", used ? " " : "", calls[r].err.msg);
+                snprintf(detail + used, sizeof detail - used, "%s(%s)", used ? " " : "", calls[r].err.msg);
             }
         }
     }
-    if (!out[0]) snprintf(out, len, "rank 0 sent a malformed step response");
-    if (current) group_break(m, out);
+    if (!detail[0]) snprintf(detail, sizeof detail, "rank 0 sent a malformed step response");
+    snprintf(out, len, "%s", any_lost ? "a worker of the group was lost" : "a step of the group failed");
+    if (current) group_break(m, detail, out);
+    else log_warn("a step of epoch %" PRIu64 " failed: %s", g->epoch, detail);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -369,8 +380,7 @@ static void note_waiting(membership *m, double now) {
         eligible += worker_eligible(m, m->workers[i], now);
         failed += m->workers[i]->failed && worker_live(m, m->workers[i], now);
     }
-    if (strncmp(m->not_ready, "re-forming", 10) != 0 && strncmp(m->not_ready, "worker", 6) != 0 &&
-        strncmp(m->not_ready, "rank", 4) != 0)
+    if (!m->not_ready_specific)
         snprintf(m->not_ready, sizeof m->not_ready, "waiting for workers: %d of %d ready to join%s", eligible, m->opt.tp,
                  failed ? " (some failed to load)" : "");
 }
@@ -412,7 +422,8 @@ static bool load_members(membership *m, uint64_t epoch, worker_entry **members, 
                 w->suspect_since = clock_now_s();
             }
             log_warn("worker %s (for rank %d) did not load: %s", w->id, r, calls[r].err.msg);
-            snprintf(m->not_ready, sizeof m->not_ready, "worker %s could not load rank %d: %s", w->id, r, calls[r].err.msg);
+            snprintf(m->not_ready, sizeof m->not_ready, "a worker could not load rank %d (the coordinator's log says why)", r);
+            m->not_ready_specific = true;
         }
         free(calls[r].response);
     }
@@ -444,7 +455,8 @@ static bool init_comm_members(membership *m, uint64_t epoch, worker_entry **memb
             ok = false;
             members[r]->suspect_since = clock_now_s();
             log_warn("worker %s (rank %d) could not join the communicator: %s", members[r]->id, r, calls[r].err.msg);
-            snprintf(m->not_ready, sizeof m->not_ready, "rank %d could not join the communicator: %s", r, calls[r].err.msg);
+            snprintf(m->not_ready, sizeof m->not_ready, "rank %d could not join the communicator (the coordinator's log says why)", r);
+            m->not_ready_specific = true;
         }
         free(calls[r].response);
     }
@@ -489,6 +501,7 @@ static void form_group(membership *m) {
         if (ok) {
             m->group = GROUP_READY;
             m->not_ready[0] = '\0';
+            m->not_ready_specific = false;
             formed = true;
             log_info("group of epoch %" PRIu64 " is serving: tp=%d, %d KV blocks of %d positions, formed in %.2f s", epoch,
                      m->opt.tp, kv_blocks, m->opt.block_size, clock_now_s() - t0);

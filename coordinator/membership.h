@@ -33,6 +33,7 @@ typedef struct membership_options {
     int block_size;         /* KV positions per block */
     int kv_blocks;          /* 0: each worker sizes its cache; the group uses the smallest */
     int max_batch_tokens;   /* tokens per step, for the workers' buffers */
+    const rpc_security *security; /* what channels to workers show and check (NULL: plaintext) */
 } membership_options;
 
 typedef enum { GROUP_FORMED, GROUP_LOST } group_event_kind;
@@ -41,7 +42,7 @@ typedef struct group_event {
     group_event_kind kind;
     uint64_t epoch;
     int kv_blocks;           /* FORMED: KV blocks every rank has */
-    char reason[ERRBUF_LEN]; /* LOST: why, naming the worker */
+    char reason[ERRBUF_LEN]; /* LOST: why, in words a client may read (no worker ids or addresses: those go to the log) */
 } group_event;
 
 typedef void (*group_listener)(void *ctx, const group_event *ev);
@@ -68,12 +69,13 @@ void membership_release(membership *m, group_view *g);
 
 /* A step on g failed with these per-rank results: the workers that could not
  * be reached are lost (and suspect until heard from again); the others only
- * saw a collective fail (ABORTED). Breaks the group if it still serves and
- * writes why into reason (naming the lost workers); a LOST event follows. */
+ * saw a collective fail (ABORTED). Breaks the group if it still serves, logs
+ * the details (which worker, where) and writes into reason what a client may
+ * read; a LOST event follows. */
 void membership_report_step_failure(membership *m, const group_view *g, const rpc_fanout *calls, char *reason,
                                     size_t len);
 
-/* Is a group serving? If not, why (into why). */
+/* Is a group serving? If not, why (into why, fit for clients: no worker ids or addresses). */
 bool membership_ready(membership *m, char *why, size_t why_len);
 void membership_counts(membership *m, int *live, int *in_group, int *failed);
 

@@ -2,6 +2,8 @@
 #include "common/alloc.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,24 @@
 bool checkpoint_path(const char *dir, const char *name, char *out, size_t out_len) {
     int n = snprintf(out, out_len, "%s/%s", dir, name);
     return n >= 0 && (size_t)n < out_len;
+}
+
+bool checkpoint_confine(const char *path, const char *root, char *out, size_t len, errbuf *err) {
+    char real_root[PATH_MAX], real[PATH_MAX];
+    if (!realpath(root, real_root)) return errbuf_set(err, "model root %s: %s", root, strerror(errno));
+    if (!realpath(path, real)) return errbuf_set(err, "%s: %s", path, strerror(errno));
+    size_t n = strlen(real_root);
+    bool under = strcmp(real_root, "/") == 0 || (strncmp(real, real_root, n) == 0 && (real[n] == '\0' || real[n] == '/'));
+    if (!under) return errbuf_set(err, "%s is outside the model root %s (after following links): refused", path, root);
+    if (strlen(real) >= len) return errbuf_set(err, "%s: path too long", path);
+    snprintf(out, len, "%s", real);
+    return true;
+}
+
+/* A file the checkpoint is about to read: under the root, when there is one. */
+static bool confined(const checkpoint *ck, const char *path, errbuf *err) {
+    char real[CHECKPOINT_PATH_MAX];
+    return !ck->root[0] || checkpoint_confine(path, ck->root, real, sizeof real, err);
 }
 
 static bool file_exists(const char *path) {
@@ -27,6 +47,7 @@ static bool safe_shard_name(const char *name) {
 static bool open_file(checkpoint *ck, const char *name, errbuf *err) {
     char path[CHECKPOINT_PATH_MAX];
     if (!checkpoint_path(ck->dir, name, path, sizeof path)) return errbuf_set(err, "path too long");
+    if (!confined(ck, path, err)) return false;
     ck->files = xrealloc(ck->files, (size_t)(ck->n_files + 1) * sizeof *ck->files);
     if (!safetensors_open(&ck->files[ck->n_files], path, err)) return false;
     ck->n_files++;
@@ -36,6 +57,7 @@ static bool open_file(checkpoint *ck, const char *name, errbuf *err) {
 /* Sharded checkpoints: open every file the index's weight_map names, and
  * check that each listed tensor is where the index says. */
 static bool open_sharded(checkpoint *ck, const char *index_path, errbuf *err) {
+    if (!confined(ck, index_path, err)) return false;
     char *text = file_read_all(index_path, NULL, 64u << 20, err);
     if (!text) return false;
     cJSON *root = cJSON_Parse(text);
@@ -86,16 +108,22 @@ out:
     return ok;
 }
 
-bool checkpoint_open(checkpoint *ck, const char *dir, errbuf *err) {
+static bool open_checkpoint(checkpoint *ck, const char *dir, const char *root, errbuf *err) {
     memset(ck, 0, sizeof *ck);
     if (strlen(dir) >= sizeof ck->dir) return errbuf_set(err, "checkpoint path too long");
     snprintf(ck->dir, sizeof ck->dir, "%s", dir);
+    if (root) {
+        if (strlen(root) >= sizeof ck->root) return errbuf_set(err, "model root path too long");
+        snprintf(ck->root, sizeof ck->root, "%s", root);
+        if (!confined(ck, dir, err)) return false;
+    }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return errbuf_set(err, "%s: not a checkpoint directory", dir);
 
     char path[CHECKPOINT_PATH_MAX];
     if (!checkpoint_path(dir, "config.json", path, sizeof path)) return errbuf_set(err, "path too long");
+    if (file_exists(path) && !confined(ck, path, err)) return false;
     if (!config_load(&ck->config, path, err)) {
         if (!file_exists(path)) errbuf_set(err, "%s: no config.json", dir);
         else errbuf_prefix(err, "%s", dir);
@@ -116,6 +144,12 @@ bool checkpoint_open(checkpoint *ck, const char *dir, errbuf *err) {
     }
     if (!ok) checkpoint_close(ck);
     return ok;
+}
+
+bool checkpoint_open(checkpoint *ck, const char *dir, errbuf *err) { return open_checkpoint(ck, dir, NULL, err); }
+
+bool checkpoint_open_under(checkpoint *ck, const char *dir, const char *root, errbuf *err) {
+    return open_checkpoint(ck, dir, root, err);
 }
 
 void checkpoint_close(checkpoint *ck) {

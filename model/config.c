@@ -196,11 +196,14 @@ static bool check_shapes(gemma_config *c, errbuf *err) {
 
 bool config_parse_json(gemma_config *cfg, const char *json, errbuf *err) {
     memset(cfg, 0, sizeof *cfg);
-    cJSON *root = cJSON_Parse(json);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 0);
     if (!root) {
-        const char *near = cJSON_GetErrorPtr();
-        if (!near || !*near) return errbuf_set(err, "config.json: not valid JSON (it ends too soon)");
-        return errbuf_set(err, "config.json: not valid JSON (near \"%.20s\")", near);
+        /* where, never what: the file may not be JSON at all (a link to something else) */
+        if (!end || !*end) return errbuf_set(err, "config.json: not valid JSON (it ends too soon)");
+        int line = 1, col = 1;
+        for (const char *p = json; p < end; p++) p[0] == '\n' ? (line++, col = 1) : col++;
+        return errbuf_set(err, "config.json: not valid JSON (line %d, column %d)", line, col);
     }
     bool ok = false;
     if (!cJSON_IsObject(root)) {

@@ -95,11 +95,13 @@ bool safetensors_parse(safetensors *st, const uint8_t *buf, size_t size, errbuf 
     if (size < 8) return errbuf_set(err, "file is %zu bytes, too short for a safetensors header", size);
     uint64_t header_len = 0;
     for (int i = 7; i >= 0; i--) header_len = (header_len << 8) | buf[i];
+    /* the length field is the file's first 8 bytes: say what is wrong with it, never its value */
     if (header_len > ST_MAX_HEADER)
-        return errbuf_set(err, "header length %" PRIu64 " exceeds the 100 MB limit", header_len);
+        return errbuf_set(err, "its header length field is over the 100 MB limit: not a safetensors file?");
     if (header_len > size - 8)
-        return errbuf_set(err, "header length %" PRIu64 " lies past the end of the file (%zu bytes): truncated?",
-                          header_len, size);
+        return errbuf_set(err, "its header length field points past the end of the file (%zu bytes): truncated, or not a "
+                               "safetensors file?",
+                          size);
     const uint8_t *data = buf + 8 + header_len;
     uint64_t data_size = size - 8 - header_len;
 

@@ -7,6 +7,12 @@
 
 #define FACET_PROTOCOL_VERSION 2 /* 2: penalties, min_p, top logprobs in Step */
 
+/* The roles a cluster certificate names (common name and DNS subject
+ * alternative name, docs/SECURITY.md): workers obey only a coordinator's,
+ * the coordinator takes registrations only from a worker's. */
+#define FACET_ROLE_COORDINATOR "facet-coordinator"
+#define FACET_ROLE_WORKER "facet-worker"
+
 /* The largest tensor-parallel group (ranks per group). */
 #define FACET_MAX_TP 64
 

@@ -18,6 +18,7 @@
 struct rpc_channel {
     grpc_channel *channel;
     char *target;
+    rpc_security *sec; /* what calls carry (the token) */
 };
 
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
@@ -38,15 +39,26 @@ gpr_timespec rpc_deadline_ms(int timeout_ms) {
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
-rpc_channel *rpc_channel_create(const char *target) {
+static grpc_channel_credentials *channel_credentials(const rpc_security *sec) {
+    if (!rpc_security_tls(sec)) return grpc_insecure_credentials_create();
+    grpc_ssl_pem_key_cert_pair pair = {sec->key_pem, sec->cert_pem};
+    return grpc_ssl_credentials_create(sec->ca_pem, &pair, NULL, NULL);
+}
+
+rpc_channel *rpc_channel_create(const char *target, const rpc_security *sec) {
     rpc_init();
-    grpc_arg args[2] = {
+    rpc_channel *ch = xcalloc(1, sizeof *ch);
+    ch->sec = rpc_security_copy(sec);
+    grpc_arg args[3] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
     };
-    grpc_channel_args chargs = {2, args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    rpc_channel *ch = xcalloc(1, sizeof *ch);
+    size_t n_args = 2;
+    if (rpc_security_tls(ch->sec) && ch->sec->peer_name) /* the certificate names the role, not the host */
+        args[n_args++] = (grpc_arg){.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                                    .value.string = (char *)ch->sec->peer_name};
+    grpc_channel_args chargs = {n_args, args};
+    grpc_channel_credentials *creds = channel_credentials(ch->sec);
     ch->channel = grpc_channel_create(target, creds, &chargs);
     grpc_channel_credentials_release(creds);
     ch->target = xstrdup(target);
@@ -57,6 +69,7 @@ void rpc_channel_free(rpc_channel *ch) {
     if (!ch) return;
     grpc_channel_destroy(ch->channel);
     free(ch->target);
+    rpc_security_free(ch->sec);
     free(ch);
 }
 
@@ -65,6 +78,7 @@ const char *rpc_channel_target(const rpc_channel *ch) { return ch->target; }
 /* One call in flight: its buffers and results. */
 typedef struct pending_call {
     grpc_call *call;
+    grpc_metadata token;
     grpc_byte_buffer *request, *response;
     grpc_metadata_array initial_md, trailing_md;
     grpc_status_code status;
@@ -91,6 +105,12 @@ static bool start_call(pending_call *p, rpc_channel *ch, grpc_completion_queue *
     grpc_metadata_array_init(&p->initial_md);
     grpc_metadata_array_init(&p->trailing_md);
     p->ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (ch->sec && ch->sec->token) {
+        p->token.key = grpc_slice_from_static_string(RPC_TOKEN_METADATA);
+        p->token.value = grpc_slice_from_static_string(ch->sec->token); /* the channel outlives its calls */
+        p->ops[0].data.send_initial_metadata.count = 1;
+        p->ops[0].data.send_initial_metadata.metadata = &p->token;
+    }
     p->ops[1].op = GRPC_OP_SEND_MESSAGE;
     p->ops[1].data.send_message.send_message = p->request;
     p->ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

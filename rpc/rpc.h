@@ -10,7 +10,13 @@
  * free.
  *
  * Client: blocking unary calls with a deadline, and the same call to many
- * servers at once (a step to every rank). */
+ * servers at once (a step to every rank).
+ *
+ * Security (docs/SECURITY.md): a server and the channels to it share an
+ * rpc_security: a cluster token every call carries and a server checks in
+ * constant time, and/or mutual TLS, where each side presents a certificate
+ * of the cluster's CA and a method may require the caller's certificate to
+ * name a role ("facet-coordinator", "facet-worker"). */
 #ifndef FACET_RPC_H
 #define FACET_RPC_H
 
@@ -30,6 +36,7 @@ enum {
     RPC_DEADLINE_EXCEEDED = 4,
     RPC_NOT_FOUND = 5,
     RPC_ALREADY_EXISTS = 6,
+    RPC_PERMISSION_DENIED = 7,
     RPC_RESOURCE_EXHAUSTED = 8,
     RPC_FAILED_PRECONDITION = 9,
     RPC_ABORTED = 10,
@@ -39,6 +46,24 @@ enum {
     RPC_UNAUTHENTICATED = 16,
 };
 const char *rpc_code_name(int code);
+
+/* ---- security ---------------------------------------------------------------- */
+
+/* Metadata key of the cluster token. */
+#define RPC_TOKEN_METADATA "x-facet-cluster-token"
+
+/* How a server and its callers prove who they are. A NULL rpc_security (or
+ * one with nothing set) is plaintext without checks: the public port, or a
+ * cluster run with --insecure. */
+typedef struct rpc_security {
+    const char *token;       /* a shared secret: sent on every call; a server requires it on every method not open */
+    const char *ca_pem;      /* mutual TLS: the cluster CA, */
+    const char *cert_pem;    /* this side's certificate chain, */
+    const char *key_pem;     /* and its private key (all three PEM text, or none) */
+    const char *peer_name;   /* TLS, calling side: the name the server's certificate must carry */
+} rpc_security;
+
+static inline bool rpc_security_tls(const rpc_security *s) { return s && s->ca_pem && s->cert_pem && s->key_pem; }
 
 /* Process-wide gRPC init/shutdown (reference counted by gRPC itself). */
 void rpc_init(void);
@@ -61,11 +86,16 @@ typedef struct rpc_method {
     const ProtobufCMessageDescriptor *request; /* the request's message type */
     rpc_handler handler;
     void *ctx;
+    bool open;             /* answers without the cluster token (health checks) */
+    const char *peer_role; /* TLS: the caller's certificate must have this common name (NULL: any of the CA) */
 } rpc_method;
 
-/* Listens on addr ("127.0.0.1:0" picks a free port; *port_out tells which). */
+/* Listens on addr ("127.0.0.1:0" picks a free port; *port_out tells which).
+ * sec (copied; NULL: plaintext, no checks) says what callers must show: a
+ * call without the token is UNAUTHENTICATED, one from a certificate of
+ * another role PERMISSION_DENIED, each before its handler runs. */
 rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_methods, int n_threads,
-                             int *port_out, errbuf *err);
+                             const rpc_security *sec, int *port_out, errbuf *err);
 /* Cancels calls in flight, waits for the handler threads, frees. */
 void rpc_server_stop(rpc_server *s);
 
@@ -85,7 +115,8 @@ void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
 
 typedef struct rpc_channel rpc_channel;
 
-rpc_channel *rpc_channel_create(const char *target);
+/* A channel to target; sec (copied; NULL: plaintext) is what it shows and checks. */
+rpc_channel *rpc_channel_create(const char *target, const rpc_security *sec);
 void rpc_channel_free(rpc_channel *ch);
 const char *rpc_channel_target(const rpc_channel *ch);
 

@@ -4,6 +4,12 @@
 
 #include <grpc/grpc.h>
 
+#include "rpc/rpc.h"
+
 gpr_timespec rpc_deadline_ms(int timeout_ms);
+
+/* A deep copy of an rpc_security (NULL stays NULL; empty strings become NULL). */
+rpc_security *rpc_security_copy(const rpc_security *s);
+void rpc_security_free(rpc_security *s);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "rpc/rpc.h"
 #include "common/alloc.h"
+#include "common/secret.h"
 #include "rpc/rpc_impl.h"
 
 #define MAX_MESSAGE_BYTES (64 << 20)
@@ -32,6 +33,7 @@ typedef struct handler_thread {
 
 struct rpc_server {
     grpc_server *server;
+    rpc_security *sec;
     const rpc_method *methods;
     int n_methods;
     handler_thread *threads;
@@ -121,6 +123,49 @@ static const rpc_method *find_method(const rpc_server *s, grpc_slice method) {
     return NULL;
 }
 
+/* The caller's certificate's common name, or "" (no TLS, no certificate). */
+static void peer_common_name(grpc_call *call, char *out, size_t len) {
+    out[0] = '\0';
+    grpc_auth_context *ctx = grpc_call_auth_context(call);
+    if (!ctx) return;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_CN_PROPERTY_NAME);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    if (p) snprintf(out, len, "%.*s", (int)p->value_length, p->value);
+    grpc_auth_context_release(ctx);
+}
+
+/* Does the caller show what the method needs? If not, finishes the call
+ * with the status and a message saying what to fix, and returns false. */
+static bool caller_allowed(const rpc_server *s, rpc_call *c, const rpc_method *m) {
+    if (!s->sec || m->open) return true;
+    char msg[512];
+    if (s->sec->token) {
+        char given[SECRET_MAX];
+        if (!rpc_call_metadata(c, RPC_TOKEN_METADATA, given, sizeof given)) {
+            snprintf(msg, sizeof msg, "%s needs the cluster token (metadata %s): start the caller with the cluster's "
+                     "--cluster-token-file or $FACET_CLUSTER_TOKEN", m->path, RPC_TOKEN_METADATA);
+            rpc_call_finish(c, RPC_UNAUTHENTICATED, msg);
+            return false;
+        }
+        if (!secret_equal(given, s->sec->token)) {
+            snprintf(msg, sizeof msg, "%s: the cluster token does not match this server's: give both sides the same "
+                     "--cluster-token-file or $FACET_CLUSTER_TOKEN", m->path);
+            rpc_call_finish(c, RPC_UNAUTHENTICATED, msg);
+            return false;
+        }
+    }
+    if (rpc_security_tls(s->sec) && m->peer_role) {
+        char cn[256];
+        peer_common_name(c->call, cn, sizeof cn);
+        if (strcmp(cn, m->peer_role) != 0) {
+            snprintf(msg, sizeof msg, "%s is only for %s; the caller's certificate is for \"%.100s\"", m->path, m->peer_role, cn);
+            rpc_call_finish(c, RPC_PERMISSION_DENIED, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* One call, start to finish: read the request, run the handler, close. */
 static void serve_call(rpc_server *s, rpc_call *c, const grpc_call_details *details) {
     grpc_byte_buffer *request = NULL;
@@ -138,7 +183,7 @@ static void serve_call(rpc_server *s, rpc_call *c, const grpc_call_details *deta
         snprintf(msg, sizeof msg, "unknown method %.*s", (int)GRPC_SLICE_LENGTH(details->method),
                  (const char *)GRPC_SLICE_START_PTR(details->method));
         rpc_call_finish(c, RPC_UNIMPLEMENTED, msg);
-    } else {
+    } else if (caller_allowed(s, c, m)) {
         grpc_byte_buffer_reader reader;
         grpc_byte_buffer_reader_init(&reader, request);
         grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
@@ -187,8 +232,15 @@ static void *handler_main(void *p) {
     return NULL;
 }
 
+static grpc_server_credentials *server_credentials(const rpc_security *sec) {
+    if (!rpc_security_tls(sec)) return grpc_insecure_server_credentials_create();
+    grpc_ssl_pem_key_cert_pair pair = {sec->key_pem, sec->cert_pem};
+    return grpc_ssl_server_credentials_create_ex(sec->ca_pem, &pair, 1,
+                                                 GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+}
+
 rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_methods, int n_threads,
-                             int *port_out, errbuf *err) {
+                             const rpc_security *sec, int *port_out, errbuf *err) {
     rpc_init();
     grpc_arg args[2] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
@@ -197,6 +249,7 @@ rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_
     grpc_channel_args chargs = {2, args};
     rpc_server *s = xcalloc(1, sizeof *s);
     s->server = grpc_server_create(&chargs, NULL);
+    s->sec = rpc_security_copy(sec);
     s->methods = methods;
     s->n_methods = n_methods;
     s->n_threads = n_threads < 1 ? 1 : n_threads;
@@ -207,7 +260,7 @@ rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_
         grpc_server_register_completion_queue(s->server, s->threads[i].cq, NULL);
     }
     s->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = server_credentials(s->sec);
     int port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (port == 0) {
@@ -218,6 +271,7 @@ rpc_server *rpc_server_start(const char *addr, const rpc_method *methods, int n_
         }
         grpc_server_destroy(s->server);
         grpc_completion_queue_destroy(s->shutdown_cq);
+        rpc_security_free(s->sec);
         free(s->threads);
         free(s);
         return NULL;
@@ -245,6 +299,7 @@ void rpc_server_stop(rpc_server *s) {
     grpc_server_destroy(s->server);
     grpc_completion_queue_shutdown(s->shutdown_cq);
     grpc_completion_queue_destroy(s->shutdown_cq);
+    rpc_security_free(s->sec);
     free(s->threads);
     free(s);
 }

@@ -24,10 +24,18 @@ bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, si
     uint8_t *resp = NULL;
     size_t n = 0;
     errbuf err;
-    if (rpc_unary(w->coordinator, RPC_COORD_REGISTER, &req.base, &resp, &n, REGISTER_TIMEOUT_MS, &err) != RPC_OK) {
-        if (strcmp(last_reason, err.msg) != 0) log_warn("worker %s: cannot reach the coordinator: %s", w->id, err.msg);
+    int code = rpc_unary(w->coordinator, RPC_COORD_REGISTER, &req.base, &resp, &n, REGISTER_TIMEOUT_MS, &err);
+    if (code != RPC_OK) {
+        /* it may come (back), or its operator fix the credentials: keep trying, saying so once */
+        const char *hint = code == RPC_UNAUTHENTICATED || code == RPC_PERMISSION_DENIED
+                               ? " (the coordinator refused this worker's credentials)"
+                           : code == RPC_UNAVAILABLE && rpc_security_tls(w->opt.cluster_security)
+                               ? " (with TLS: are the CA and certificates of the same cluster, and the coordinator's "
+                                 "certificate for facet-coordinator? facet certs makes a matching set)"
+                               : "";
+        if (strcmp(last_reason, err.msg) != 0) log_warn("worker %s: cannot register: %s%s", w->id, err.msg, hint);
         snprintf(last_reason, last_len, "%s", err.msg);
-        return true; /* it may come (back) */
+        return true;
     }
     Facet__V1__RegisterResponse *r = facet__v1__register_response__unpack(NULL, n, resp);
     free(resp);
@@ -43,6 +51,7 @@ bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, si
         if (last_reason[0]) log_info("worker %s: registered with %s", w->id, w->opt.coordinator);
         last_reason[0] = '\0';
         if (r->heartbeat_ms > 0) *heartbeat_ms = r->heartbeat_ms;
+        if (r->epoch > atomic_load(&w->vouched_epoch)) atomic_store(&w->vouched_epoch, r->epoch);
     }
     facet__v1__register_response__free_unpacked(r, NULL);
     return keep_going;

@@ -31,26 +31,35 @@ static void reply_error(rpc_call *call, int code, const char *fmt, ...) {
 
 /* ---- the methods ---------------------------------------------------------------------- */
 
+/* How far past the epoch its coordinator last announced a Load may go: a
+ * coordinator that fails to form a group retries with the next epoch every
+ * 50 ms, and announces its epoch every heartbeat (500 ms). */
+#define EPOCH_MARGIN 64
+
 static void load(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
     const Facet__V1__LoadRequest *req = (const Facet__V1__LoadRequest *)msg;
     const char *model = w->opt.model ? w->opt.model : req->model_dir;
+    uint64_t vouched = atomic_load(&w->vouched_epoch);
     if (req->protocol_version != FACET_PROTOCOL_VERSION)
         return reply_error(call, RPC_FAILED_PRECONDITION, "Load: protocol version %u, this worker speaks %d",
                            req->protocol_version, FACET_PROTOCOL_VERSION);
     if (req->epoch < w->epoch)
         return reply_error(call, RPC_ABORTED, "Load: epoch %" PRIu64 " is older than this worker's %" PRIu64, req->epoch,
                            w->epoch);
-    worker_drop_comm(w);
-    w->epoch = req->epoch;
+    if (req->epoch > vouched + EPOCH_MARGIN)
+        return reply_error(call, RPC_FAILED_PRECONDITION,
+                           "Load: epoch %" PRIu64 " is beyond what the coordinator has announced (%" PRIu64 " + %d)",
+                           req->epoch, vouched, EPOCH_MARGIN);
     errbuf err;
     double t0 = clock_now_s();
     shard_request sr = {model, (int)req->rank, (int)req->tp_size, (int)req->kv_blocks, (int)req->block_size,
                         (int)req->max_batch_tokens};
-    if (!shard_load(w, &sr, &err)) {
-        worker_set_state(w, "failed: %s", err.msg);
-        log_warn("worker %s: cannot load its shard: %s", w->id, err.msg);
+    if (!shard_load(w, &sr, &err)) { /* the shard (and group) it had are untouched */
+        log_warn("worker %s: cannot load rank %d of %d: %s", w->id, req->rank, req->tp_size, err.msg);
         return reply_error(call, RPC_FAILED_PRECONDITION, "cannot load rank %d of %d: %s", req->rank, req->tp_size, err.msg);
     }
+    worker_drop_comm(w); /* a new group */
+    w->epoch = req->epoch;
     w->rank = (int)req->rank;
     w->tp = (int)req->tp_size;
     worker_set_state(w, "loaded rank %d of %d", w->rank, w->tp);
@@ -78,6 +87,12 @@ static void init_comm(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
     if (strcmp(req->backend, "gloo") != 0)
         return reply_error(call, RPC_UNIMPLEMENTED, "InitComm: backend \"%s\" is not available on a CPU worker (use gloo)",
                            req->backend);
+    /* the rendezvous namespace is the epoch's: a caller cannot send the group to wait on foreign keys */
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "epoch-%" PRIu64 "/", w->epoch);
+    if (req->prefix[0] && strcmp(req->prefix, prefix) != 0)
+        return reply_error(call, RPC_INVALID_ARGUMENT, "InitComm: prefix \"%.64s\" is not this epoch's (\"%s\")",
+                           req->prefix, prefix);
     worker_drop_comm(w);
     if (req->size > 1) {
         errbuf err;
@@ -86,7 +101,7 @@ static void init_comm(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
         char *colon = strrchr(host, ':');
         if (colon) *colon = '\0';
         comm_store store = {w, kv_set, kv_get};
-        comm_options co = {.rank = req->rank, .size = req->size, .prefix = req->prefix, .hostname = host,
+        comm_options co = {.rank = req->rank, .size = req->size, .prefix = prefix, .hostname = host,
                            .timeout_ms = (int)req->timeout_ms,
                            .max_floats = (size_t)engine_max_batch_tokens(w->engine) * engine_weights(w->engine)->cfg.hidden_size};
         comm *c = comm_gloo_create(&co, &store, &err);
@@ -124,6 +139,10 @@ static void step(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
 
 static void abort_group(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
     const Facet__V1__AbortRequest *req = (const Facet__V1__AbortRequest *)msg;
+    uint64_t epoch = w->epoch; /* unlocked: Abort must answer while a step holds w->mu; a torn read only refuses */
+    if (req->epoch != epoch)
+        return reply_error(call, RPC_FAILED_PRECONDITION, "Abort of epoch %" PRIu64 ": this worker is at epoch %" PRIu64,
+                           req->epoch, epoch);
     pthread_mutex_lock(&w->comm_mu);
     if (w->comm) comm_abort(w->comm); /* a step blocked in a collective fails now or at its timeout */
     pthread_mutex_unlock(&w->comm_mu);
@@ -166,17 +185,20 @@ typedef struct worker_method {
     const char *path;
     const ProtobufCMessageDescriptor *request;
     bool exclusive; /* under w->mu */
+    bool open;      /* answers anyone (the standard health check, for probes) */
     void (*run)(worker *w, rpc_call *call, const ProtobufCMessage *req);
 } worker_method;
 
+/* Every method but the standard health check is the coordinator's alone:
+ * the cluster token, or (mutual TLS) a certificate naming its role. */
 static const worker_method k_methods[WORKER_N_METHODS] = {
-    {RPC_WORKER_LOAD, &facet__v1__load_request__descriptor, true, load},
-    {RPC_WORKER_INIT_COMM, &facet__v1__init_comm_request__descriptor, true, init_comm},
-    {RPC_WORKER_STEP, &facet__v1__step_request__descriptor, true, step},
-    {RPC_WORKER_ABORT, &facet__v1__abort_request__descriptor, false, abort_group},
-    {RPC_WORKER_HEALTH, &facet__v1__health_request__descriptor, false, health},
-    {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, false, grpc_health},
-    {RPC_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, false, grpc_health_watch},
+    {RPC_WORKER_LOAD, &facet__v1__load_request__descriptor, true, false, load},
+    {RPC_WORKER_INIT_COMM, &facet__v1__init_comm_request__descriptor, true, false, init_comm},
+    {RPC_WORKER_STEP, &facet__v1__step_request__descriptor, true, false, step},
+    {RPC_WORKER_ABORT, &facet__v1__abort_request__descriptor, false, false, abort_group},
+    {RPC_WORKER_HEALTH, &facet__v1__health_request__descriptor, false, false, health},
+    {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, false, true, grpc_health},
+    {RPC_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, false, true, grpc_health_watch},
 };
 
 /* Each method's rpc ctx: the worker and the row. */
@@ -196,7 +218,8 @@ static void dispatch(void *ctx, rpc_call *call, const ProtobufCMessage *req) {
 int worker_service_methods(worker *w, rpc_method *out) {
     for (int i = 0; i < WORKER_N_METHODS; i++) {
         g_bindings[i] = (binding){w, &k_methods[i]};
-        out[i] = (rpc_method){k_methods[i].path, k_methods[i].request, dispatch, &g_bindings[i]};
+        out[i] = (rpc_method){k_methods[i].path, k_methods[i].request, dispatch, &g_bindings[i], .open = k_methods[i].open,
+                              .peer_role = k_methods[i].open ? NULL : FACET_ROLE_COORDINATOR};
     }
     return WORKER_N_METHODS;
 }

@@ -30,7 +30,7 @@ static void make_id(char *out, size_t len) {
 static bool start_service(worker *w, errbuf *err) {
     int n = worker_service_methods(w, w->methods);
     int port = 0;
-    w->server = rpc_server_start(w->opt.listen, w->methods, n, HANDLER_THREADS, &port, err);
+    w->server = rpc_server_start(w->opt.listen, w->methods, n, HANDLER_THREADS, w->opt.cluster_security, &port, err);
     if (!w->server) return false;
     char host[256];
     snprintf(host, sizeof host, "%s", w->opt.advertise ? w->opt.advertise : w->opt.listen);
@@ -83,7 +83,7 @@ int worker_run(const worker_options *opt) {
         worker_free(w);
         return 1;
     }
-    w->coordinator = rpc_channel_create(opt->coordinator);
+    w->coordinator = rpc_channel_create(opt->coordinator, opt->cluster_security);
     log_info("worker %s: serving on %s, registering with %s; %s%skernels %s", w->id, w->address, opt->coordinator, note,
              note[0] ? ", " : "", dev == ENGINE_CPU ? cpu_ops_select()->name : "cuda");
     uint32_t heartbeat_ms = DEFAULT_HEARTBEAT_MS;

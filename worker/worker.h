@@ -7,15 +7,18 @@
 #ifndef FACET_WORKER_WORKER_H
 #define FACET_WORKER_WORKER_H
 
-#include "worker/backend.h"
-
 #include <stdbool.h>
+
+#include "rpc/rpc.h"
+#include "worker/backend.h"
 
 typedef struct worker_options {
     const char *coordinator; /* host:port of the coordinator's gRPC service */
     const char *listen;      /* address to serve on; "127.0.0.1:0" picks a port */
     const char *advertise;   /* host the coordinator and peers reach us on (default: listen's host) */
     const char *model;       /* NULL: the path the coordinator sends; else this checkpoint (same model, other mount) */
+    const char *model_root;  /* a Load may name only checkpoints under it (after following links); NULL: model */
+    const rpc_security *cluster_security; /* what the coordinator must show, and what this worker shows it (NULL: --insecure) */
     int threads;             /* CPU threads for the engine (0: all) */
     int rank;                /* -1: any rank */
     int kv_mib;              /* KV cache memory when the coordinator leaves it to us */

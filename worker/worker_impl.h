@@ -12,6 +12,7 @@
 #define FACET_WORKER_WORKER_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "comm/comm.h"
@@ -33,7 +34,8 @@ typedef struct worker {
     engine *engine;
     char loaded[1024];  /* "model|rank|tp|blocks|block_size|max_tokens" of the engine */
     int rank, tp, kv_blocks;
-    uint64_t epoch;
+    _Atomic uint64_t epoch;         /* written under mu; Abort and Health read it without */
+    _Atomic uint64_t vouched_epoch; /* the coordinator's epoch in its last Register reply (registration thread) */
     double comm_s;      /* time in all-reduces during the current step */
     float *logits;      /* [rows, vocab shard] of the last step; kept (grow-only): up to 64 MB a step at V = 256k */
     size_t logits_cap;  /* floats */
@@ -55,7 +57,10 @@ void worker_get_state(worker *w, char *out, size_t len);
 void worker_drop_comm(worker *w);
 
 /* shard.c: makes the engine hold rank `rank` of `tp` of `model` (kept when it
- * already does); kv_blocks 0 = size the cache here. */
+ * already does); kv_blocks 0 = size the cache here. The checkpoint must lie
+ * under the worker's model root, and is checked whole (config, headers, the
+ * rank's tensors) before the shard held now is given up: a Load that fails
+ * leaves the worker with the shard it had. */
 typedef struct shard_request {
     const char *model;
     int rank, tp;

@@ -20,20 +20,26 @@ fi
 
 GRPC=$(free_port)
 HTTP=$(free_port)
+CLUSTER=$(free_port)
 ADDR=127.0.0.1:$GRPC
+TOKEN=$WORK/cluster-token
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN"
+chmod 600 "$TOKEN"
 
 wait_ready() { wait_for 30 http_ready "$HTTP"; }
 start_worker() { # start_worker NAME [args]: its pid in $last
     local name=$1
     shift
-    "$FACET" worker --coordinator "$ADDR" --threads 1 "$@" >"$WORK/$name.log" 2>&1 &
+    "$FACET" worker --coordinator "127.0.0.1:$CLUSTER" --cluster-token-file "$TOKEN" --model-root "$WORK" --threads 1 "$@" \
+        >"$WORK/$name.log" 2>&1 &
     last=$!
     pids+=("$last")
 }
 
 M=$WORK/model
 "$FACET" make-model --preset tiny --layers 2 --out "$M" 2>/dev/null
-"$FACET" coordinator --model "$M" --tp 2 --grpc-port "$GRPC" --http-port "$HTTP" --lease-ms 2000 >"$WORK/coordinator.log" 2>&1 &
+"$FACET" coordinator --model "$M" --tp 2 --grpc-port "$GRPC" --cluster-port "$CLUSTER" --cluster-token-file "$TOKEN" \
+    --http-port "$HTTP" --lease-ms 2000 >"$WORK/coordinator.log" 2>&1 &
 CO=$!
 pids+=("$CO")
 start_worker w1

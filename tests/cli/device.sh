@@ -12,8 +12,10 @@ if "$FACET" info | grep -q "using CUDA"; then
 else
     expect_error "--device cuda without a usable GPU" "CUDA cannot start" \
         "$FACET" generate --device cuda --prompt "hi" --max-tokens 2
+    echo "test-token-0123456789" >"$WORK/token"
+    chmod 600 "$WORK/token"
     expect_error "a worker with --device cuda and no usable GPU" "CUDA cannot start" \
-        "$FACET" worker --coordinator 127.0.0.1:1 --device cuda
+        "$FACET" worker --coordinator 127.0.0.1:1 --model-root "$WORK" --cluster-token-file "$WORK/token" --device cuda
     expect_error "serve --device cuda refuses before starting workers" "CUDA cannot start" \
         "$FACET" serve --device cuda --http-port 0 --grpc-port 0
     expect_error "generate --tp 2 --device cuda likewise" "CUDA cannot start" \

@@ -26,7 +26,9 @@ serve() { # serve NAME HTTP_PORT [options]: a tp=2 server of the test model
 A=$(free_port)
 B=$(free_port)
 check "a server starts" serve plain "$A"
-check "a server with an API key and a small KV cache starts" serve keyed "$B" --api-key sk-test --kv-blocks 24
+printf 'sk-test\n' >"$WORK/api-key"
+chmod 600 "$WORK/api-key"
+check "a server with an API key and a small KV cache starts" serve keyed "$B" --api-key-file "$WORK/api-key" --kv-blocks 24
 
 check "the openai package works against it" "$VENV_PY" "$(dirname "$0")/openai_check.py" "http://127.0.0.1:$B/v1" sk-test model
 check "32 concurrent streaming requests are batch-invariant" $LOAD invariance 127.0.0.1 "$A" model 32

@@ -51,6 +51,9 @@ int main(int argc, char **argv) {
     CHECK_ERR(parse("{\"model_type\":\"gemma\"," BASE ",\"bos_token_id\":999}", &c, &err), err, "bos_token_id");
     CHECK_ERR(parse("{\"model_type\":\"gemma\"," BASE ",\"rms_norm_eps\":0}", &c, &err), err, "rms_norm_eps");
     CHECK_ERR(parse("{\"model_type\":\"gemma\",", &c, &err), err, "not valid JSON");
+    /* where the JSON breaks, never what the file holds (it may be a link to something else) */
+    CHECK_ERR(parse("{\n  \"a\": 1,\n  root:x:0:0:root:/root\n}", &c, &err), err, "not valid JSON (line 3, column");
+    CHECK(!strstr(err.msg, "root"), "the message shows the file's bytes: %s", err.msg);
     CHECK_ERR(parse("[]", &c, &err), err, "object");
     CHECK_ERR(config_load(&c, "/nonexistent/config.json", &err), err, "/nonexistent/config.json");
 

@@ -43,9 +43,11 @@ static void check_round_trip(void) {
         CHECK(step_request_check(u, &err), "the unpacked step is refused: %s", err.msg);
         CHECK(u->epoch == 7 && u->n_seq_ids == 2 && u->seq_ids[1] == 12, "ids and epoch");
         CHECK(u->n_token_ids == 4 && u->token_ids[3] == 103 && u->n_block_ids == 3 && u->block_ids[2] == 2, "arrays");
-        sampling_params p = step_request_sampling(u, 1), want = {0.7f, 40, 0.9f, 1234567890123ull, 0.05f, 0.5f, -0.25f, 1.3f};
-        CHECK(memcmp(&p, &want, sizeof p) == 0, "sampling parameters changed on the way: T=%g k=%d p=%g seed=%llu",
-              p.temperature, p.top_k, p.top_p, (unsigned long long)p.seed);
+        sampling_params p = step_request_sampling(u, 1);
+        CHECK(p.temperature == 0.7f && p.top_k == 40 && p.top_p == 0.9f && p.seed == 1234567890123ull && p.min_p == 0.05f &&
+                  p.presence_penalty == 0.5f && p.frequency_penalty == -0.25f && p.repetition_penalty == 1.3f,
+              "sampling parameters changed on the way: T=%g k=%d p=%g seed=%llu", p.temperature, p.top_k, p.top_p,
+              (unsigned long long)p.seed);
         sampling_params q = step_request_sampling(u, 0);
         CHECK(q.top_p == 1.0f, "an unset top_p reads as 1 (off), got %g", q.top_p);
         facet__v1__step_request__free_unpacked(u, NULL);
