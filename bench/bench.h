@@ -1,5 +1,6 @@
 /* bench.h — the `facet bench` family (docs/BENCH.md):
  *   serve       the serving benchmark against any OpenAI-compatible server (serve.c)
+ *   failover    faults injected into a running cluster under load, every output checked (failover.c)
  *   plot        overlay saved `bench serve` results in one SVG (plot.c)
  *   throughput  offline: N prompts at once through a local group (throughput.c)
  *   latency     one batch, prefill and decode timed, with rooflines (model.c)
@@ -10,6 +11,7 @@
 
 int bench_serve_main(int argc, char **argv);
 int bench_plot_main(int argc, char **argv);
+int bench_failover_main(int argc, char **argv);
 int bench_throughput_main(int argc, char **argv);
 int bench_latency_main(int argc, char **argv);
 int bench_model_main(int argc, char **argv);

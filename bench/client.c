@@ -55,7 +55,9 @@ typedef struct xfer {
     strbuf pending;    /* bytes not yet split into lines */
     strbuf raw;        /* the first RAW_KEEP bytes, for error messages */
     strbuf text;       /* generated text */
-    bool got_first;
+    strbuf tokens;     /* with keep_output: the token strings, '\x1f' after each */
+    char finish[16];
+    bool got_first, keep_output;
     double last_s;     /* the last content chunk */
     int chunks, usage_tokens;
     char stream_error[160];
@@ -82,6 +84,11 @@ static void take_event(xfer *x, const char *data, double now) {
         x->chunks++;
         strbuf_append_str(&x->text, content->valuestring);
     }
+    const cJSON *toks = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "logprobs"), "tokens");
+    for (const cJSON *t = cJSON_IsArray(toks) ? toks->child : NULL; t; t = t->next)
+        if (cJSON_IsString(t)) strbuf_append_str(&x->tokens, t->valuestring), strbuf_append(&x->tokens, "\x1f", 1);
+    const cJSON *fin = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+    if (cJSON_IsString(fin)) snprintf(x->finish, sizeof x->finish, "%s", fin->valuestring);
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
     if (cJSON_IsNumber(ct)) x->usage_tokens = ct->valueint;
@@ -126,6 +133,8 @@ static char *request_body(const bench_client_opts *o, const bench_prompt *p, boo
     }
     cJSON_AddNumberToObject(b, "max_tokens", p->output_len); /* chat too: every server still takes it */
     cJSON_AddNumberToObject(b, "temperature", o->temperature);
+    if (p->has_seed) cJSON_AddNumberToObject(b, "seed", (double)p->seed);
+    if (o->keep_output && !chat) cJSON_AddNumberToObject(b, "logprobs", 0); /* the tokens themselves, to compare */
     cJSON_AddBoolToObject(b, "stream", true);
     cJSON_AddBoolToObject(cJSON_AddObjectToObject(b, "stream_options"), "include_usage", true);
     if (o->ignore_eos) cJSON_AddBoolToObject(b, "ignore_eos", true);
@@ -146,7 +155,8 @@ static xfer *xfer_start(const bench_client_opts *o, const bench_prompt *p, bench
     x->t0 = t0;
     x->chat = strstr(o->endpoint, "chat") != NULL;
     x->usage_tokens = -1;
-    strbuf_init(&x->pending), strbuf_init(&x->raw), strbuf_init(&x->text);
+    x->keep_output = o->keep_output;
+    strbuf_init(&x->pending), strbuf_init(&x->raw), strbuf_init(&x->text), strbuf_init(&x->tokens);
     x->body = request_body(o, p, x->chat);
     char url[2048], auth[600];
     snprintf(url, sizeof url, "%s%s", o->url, o->endpoint);
@@ -217,6 +227,11 @@ static void xfer_finish(xfer *x, CURLcode rc, const tokenizer *tok) {
     }
     r->end_s = r->ok ? x->last_s : now; /* E2EL ends at the last content chunk (vLLM) */
     if (!r->ok) bench_record_free(r);
+    if (x->keep_output) {
+        r->output = xstrndup(x->text.data ? x->text.data : "", x->text.len);
+        r->tokens = xstrndup(x->tokens.data ? x->tokens.data : "", x->tokens.len);
+        snprintf(r->finish, sizeof r->finish, "%s", x->finish);
+    }
 }
 
 static void xfer_free(xfer *x, CURLM *m) {
@@ -224,7 +239,7 @@ static void xfer_free(xfer *x, CURLM *m) {
     curl_easy_cleanup(x->h);
     curl_slist_free_all(x->headers);
     free(x->body);
-    strbuf_free(&x->pending), strbuf_free(&x->raw), strbuf_free(&x->text);
+    strbuf_free(&x->pending), strbuf_free(&x->raw), strbuf_free(&x->text), strbuf_free(&x->tokens);
     free(x);
 }
 

@@ -26,6 +26,7 @@ typedef struct bench_client_opts {
     double timeout_s;     /* per request */
     uint64_t seed;        /* arrival times */
     bool progress;        /* a progress bar on stderr */
+    bool keep_output;     /* record each request's text, token strings and finish reason (completions) */
 } bench_client_opts;
 
 /* Sends prompts[0..n), fills recs[0..n) (one per prompt, failures included).

@@ -155,7 +155,7 @@ static bool make_sharegpt(const bench_dataset_opts *o, const tokenizer *tok, ben
             break;
         }
         if (in < 4 || out < 4 || in > 1024 || in + out > 2048) continue;
-        p[taken++] = (bench_prompt){xstrdup(prompt), in, out};
+        p[taken++] = (bench_prompt){xstrdup(prompt), in, out, false, 0};
     }
     free(order);
     cJSON_Delete(root);

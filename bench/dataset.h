@@ -23,6 +23,8 @@ typedef struct bench_prompt {
     char *text;
     int input_len;  /* tokens of text */
     int output_len; /* max_tokens to ask for */
+    bool has_seed;  /* send "seed": seed (reproducible sampling) */
+    uint64_t seed;
 } bench_prompt;
 
 typedef struct bench_dataset_opts {

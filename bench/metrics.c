@@ -102,4 +102,6 @@ void bench_record_free(bench_record *r) {
     free(r->itl_s);
     r->itl_s = NULL;
     r->n_itl = r->itl_cap = 0;
+    free(r->output), free(r->tokens);
+    r->output = r->tokens = NULL;
 }

@@ -26,6 +26,10 @@ typedef struct bench_record {
     double ttft_s;    /* ok only */
     double *itl_s;    /* (n_itl) gaps between content chunks */
     int n_itl, itl_cap;
+    /* with bench_client_opts.keep_output (facet bench failover): what came back */
+    char *output;     /* the generated text */
+    char *tokens;     /* the tokens' strings (logprobs), each followed by '\x1f' */
+    char finish[16];  /* the finish reason */
 } bench_record;
 
 typedef struct bench_stats {

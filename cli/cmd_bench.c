@@ -12,6 +12,7 @@ static const struct {
     const char *summary;
 } k_benches[] = {
     {"serve", bench_serve_main, "an OpenAI-compatible server under load: TTFT, TPOT, ITL, E2EL, throughput, goodput"},
+    {"failover", bench_failover_main, "faults injected into a running cluster under load: lost or changed requests, recovery times"},
     {"plot", bench_plot_main, "overlay saved `bench serve` results in one SVG"},
     {"throughput", bench_throughput_main, "offline: N prompts at once through a local group, tokens/s"},
     {"latency", bench_latency_main, "one batch in process: prefill and decode ms with rooflines"},

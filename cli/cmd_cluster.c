@@ -1,6 +1,7 @@
 /* facet coordinator, facet worker, facet serve: the distributed shape
  * (docs/ARCHITECTURE.md, docs/PROTOCOL.md). */
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,8 +39,15 @@ static void on_signal(int sig) { (void)sig, g_stop = 1; }
     {"api-key-file", ARG_STRING, &api_key_file, "require the key in this file ('Authorization: Bearer KEY') on /v1 and every facet.v1.Facet method; or $FACET_API_KEY", 0, 0, NULL}, \
     {"max-body", ARG_INT, &(o).max_body_bytes, "largest HTTP request body in bytes (default 4 MiB)", 1024, 1 << 30, NULL}, \
     {"drain-timeout", ARG_INT, &(o).drain_timeout_ms, "on SIGTERM, ms requests in flight may finish (default 30000)", 0, 3600000, NULL}, \
-    {"lease-ms", ARG_INT, &(o).lease_ms, "a worker silent this long is dead (default 3000)", 100, 600000, NULL},      \
-    {"step-timeout-ms", ARG_INT, &(o).step_timeout_ms, "bound on one step (default 120000)", 100, 3600000, NULL}
+    {"lease-ms", ARG_INT, &(o).lease_ms, "a worker silent this long is dead (default 1500)", 100, 600000, NULL},      \
+    {"step-timeout-ms", ARG_INT, &(o).step_timeout_ms, "the longest a step may take; deadlines follow recent steps below it (default 60000)", 100, 3600000, NULL}, \
+    {"step-deadline-floor-ms", ARG_INT, &(o).step_deadline_floor_ms, "the shortest step deadline (default 1000)", 10, 3600000, NULL}, \
+    {"max-replays", ARG_INT, &(o).max_replays, "times a request may be recomputed after its group is lost (default 10)", 0, 1000000, NULL}, \
+    {"failover-timeout", ARG_INT, &(o).failover_timeout_ms, "ms a request waits for a group before it fails, retriably (default 30000)", 0, 86400000, NULL}, \
+    {"replace-timeout", ARG_INT, &(o).replace_timeout_ms, "ms to wait for a lost worker's replacement before serving with a smaller group (default 10000)", 0, 86400000, NULL}, \
+    {"grow-delay", ARG_INT, &(o).grow_delay_ms, "a smaller group grows back when idle, or after this many ms (default 10000)", 0, 86400000, NULL}, \
+    {"allow-fault-injection", ARG_FLAG, &(o).allow_faults, "let POST /admin/faults (with the API key) inject faults into workers: for tests", 0, 0, NULL}, \
+    {"initial-epoch", ARG_U64, &(o).initial_epoch, "count group epochs from here (tests)", 0, 0, NULL}
 
 /* SIGTERM: refuse new requests, let those in flight finish for up to timeout_ms. */
 static void drain(coordinator *co, int timeout_ms) {
@@ -57,6 +65,22 @@ static void coordinator_defaults(coordinator_options *o) {
     o->http_port = 8000;
 }
 
+/* --dry-run: the options parse and agree; no file is read and nothing starts
+ * (a check of deployment manifests, where the files exist only in the pod). */
+static int dry_run_ok(const char *who, const cluster_credentials *c) {
+    int tls = (c->tls_ca != NULL) + (c->tls_cert != NULL) + (c->tls_key != NULL);
+    if (tls != 0 && tls != 3) {
+        fprintf(stderr, "facet %s: mutual TLS needs all of --tls-ca, --tls-cert and --tls-key\n", who);
+        return 2;
+    }
+    if (!tls && !c->token_file && !c->insecure && !getenv(CLUSTER_TOKEN_ENV)) {
+        fprintf(stderr, "facet %s: no cluster credentials: give --cluster-token-file, $%s or --tls-*\n", who, CLUSTER_TOKEN_ENV);
+        return 2;
+    }
+    printf("facet %s: the options are valid\n", who);
+    return 0;
+}
+
 /* The API key: --api-key-file, else $FACET_API_KEY, else none. */
 static bool load_api_key(const char *file, char *key, size_t len, const char **out, errbuf *err) {
     bool found;
@@ -70,7 +94,9 @@ int cmd_coordinator(int argc, char **argv) {
     coordinator_defaults(&o);
     const char *api_key_file = NULL;
     cluster_credentials creds = {0};
-    const arg_spec specs[] = {COORDINATOR_SPECS(o), CLUSTER_CREDENTIAL_SPECS(creds)};
+    bool dry_run = false;
+    const arg_spec specs[] = {COORDINATOR_SPECS(o), CLUSTER_CREDENTIAL_SPECS(creds),
+                              {"dry-run", ARG_FLAG, &dry_run, "check the options and exit", 0, 0, NULL}};
     static const arg_command cmd = {"coordinator", "facet coordinator --model DIR --tp N (--cluster-token-file F | --tls-...) [options]",
                                     "Runs the coordinator: workers register with it; it forms the group and serves requests."};
     int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
@@ -79,6 +105,7 @@ int cmd_coordinator(int argc, char **argv) {
         fprintf(stderr, "facet coordinator: --model DIR is required\n");
         return 2;
     }
+    if (dry_run) return dry_run_ok("coordinator", &creds);
     errbuf err;
     char api_key[SECRET_MAX];
     if (!load_api_key(api_key_file, api_key, sizeof api_key, &o.api_key, &err) ||
@@ -110,12 +137,14 @@ int cmd_coordinator(int argc, char **argv) {
 
 int cmd_worker(int argc, char **argv) {
     worker_options o = {.listen = "127.0.0.1:0", .rank = -1, .kv_mib = 512, .protocol_version = -1};
+    bool dry_run = false;
     device_args_default(&o.dev);
     cluster_credentials creds = {0};
     bool quiet = false;
     const arg_spec specs[] = {
         {"coordinator", ARG_STRING, &o.coordinator, "HOST:PORT of the coordinator's cluster port (required)", 0, 0, NULL},
         {"listen", ARG_STRING, &o.listen, "address to serve on (default 127.0.0.1:0, a free port)", 0, 0, NULL},
+        {"health-listen", ARG_STRING, &o.health_listen, "also serve grpc.health.v1 alone here, in plaintext (for probes that cannot do TLS)", 0, 0, NULL},
         {"advertise", ARG_STRING, &o.advertise, "host the coordinator and peers reach this worker on", 0, 0, NULL},
         DEVICE_ARG_SPECS(o.dev),
         {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
@@ -124,8 +153,11 @@ int cmd_worker(int argc, char **argv) {
         {"model", ARG_STRING, &o.model, "load this checkpoint instead of the coordinator's path (same model, other mount)", 0, 0, NULL},
         {"model-root", ARG_STRING, &o.model_root, "load only checkpoints under this directory (default: --model)", 0, 0, NULL},
         CLUSTER_CREDENTIAL_SPECS(creds),
+        {"allow-fault-injection", ARG_FLAG, &o.allow_faults, "take faults from --fault and the coordinator (tests; docs/FAILOVER.md)", 0, 0, NULL},
+        {"fault", ARG_STRING, &o.fault, "a fault to arm at start: KIND[:MS][@TRIGGER], e.g. kill@step=20, hang:5000@after=3", 0, 0, NULL},
         {"quiet", ARG_FLAG, &quiet, "log only warnings", 0, 0, NULL},
         {"protocol-version", ARG_INT, &o.protocol_version, "claim another protocol version (tests only)", 0, 1 << 30, NULL},
+        {"dry-run", ARG_FLAG, &dry_run, "check the options and exit", 0, 0, NULL},
     };
     static const arg_command cmd = {"worker", "facet worker --coordinator HOST:PORT --model-root DIR (--cluster-token-file F | --tls-...) [options]",
                                     "Runs a worker: registers with the coordinator, loads its shard when told, runs steps."};
@@ -139,6 +171,7 @@ int cmd_worker(int argc, char **argv) {
         fprintf(stderr, "facet worker: give --model-root DIR (the directory checkpoints may be loaded from) or --model DIR\n");
         return 2;
     }
+    if (dry_run) return dry_run_ok("worker", &creds);
     errbuf err;
     if (!cluster_credentials_load(&creds, "worker", FACET_ROLE_COORDINATOR, &err)) {
         fprintf(stderr, "facet worker: %s\n", err.msg);
@@ -163,6 +196,7 @@ int cmd_serve(int argc, char **argv) {
     const arg_spec specs[] = {
         COORDINATOR_SPECS(o),
         {"threads", ARG_INT, &lo.worker_threads, "CPU threads per worker (default: CPUs / tp)", 1, 1024, NULL},
+        {"standby", ARG_INT, &lo.standby, "spare worker processes, ready to replace a lost one (default 0)", 0, 63, NULL},
         {"tls-dir", ARG_STRING, &lo.tls_dir, "mutual TLS between coordinator and workers, with the files facet certs writes (default: a random cluster token)", 0, 0, NULL},
         DEVICE_ARG_SPECS(dev),
     };
@@ -188,14 +222,15 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     local_cluster lc;
     lo.dev = &dev;
+    lo.allow_faults = o.allow_faults;
     if (!local_cluster_start(&lc, &o, &lo, &err)) {
         fprintf(stderr, "facet serve: %s\n", err.msg);
         return 1;
     }
     bool ok = local_cluster_wait_ready(&lc, 600000, &err);
     if (ok) {
-        printf("facet: serving %s with tp=%d (%d thread%s per worker)\n", o.model_dir, o.tp, lc.worker_threads,
-               lc.worker_threads > 1 ? "s" : "");
+        printf("facet: serving %s with tp=%d (%d thread%s per worker%s)\n", o.model_dir, o.tp, lc.worker_threads,
+               lc.worker_threads > 1 ? "s" : "", lo.standby ? ", and standbys" : "");
         printf("facet:   HTTP  http://%s:%d  (OpenAI API under /v1; /health, /ready, /metrics)\n", o.host,
                coordinator_http_port(lc.co));
         printf("facet:   gRPC  %s:%d  (facet.v1.Facet, grpc.health.v1.Health)\n", o.host, coordinator_grpc_port(lc.co));

@@ -55,6 +55,7 @@ static pid_t spawn_worker(const local_cluster *lc) {
         argv[argc++] = "--tls-key", argv[argc++] = (char *)lc->tls_files[2];
     }
     if (lc->quiet) argv[argc++] = "--quiet";
+    if (lc->allow_faults) argv[argc++] = "--allow-fault-injection";
     argv[argc] = NULL;
     pid_t pid = fork();
     if (pid != 0) return pid;
@@ -86,7 +87,8 @@ static bool make_credentials(local_cluster *lc, const char *tls_dir, errbuf *err
 
 bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, const local_cluster_options *lo, errbuf *err) {
     memset(lc, 0, sizeof *lc);
-    if (opt->tp > LOCAL_CLUSTER_MAX) return errbuf_set(err, "--tp %d: at most %d local workers", opt->tp, LOCAL_CLUSTER_MAX);
+    if (opt->tp + lo->standby > LOCAL_CLUSTER_MAX)
+        return errbuf_set(err, "--tp %d with %d standbys: at most %d local workers", opt->tp, lo->standby, LOCAL_CLUSTER_MAX);
     if (lo->dev) lc->dev = *lo->dev;
     else device_args_default(&lc->dev);
     /* a device the workers cannot use is refused here, not by N workers exiting */
@@ -97,6 +99,7 @@ bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, cons
     long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* 0: the CPUs shared out among the workers */
     lc->worker_threads = lo->worker_threads > 0 ? lo->worker_threads : cpus / opt->tp > 0 ? (int)(cpus / opt->tp) : 1;
     lc->quiet = lo->quiet;
+    lc->allow_faults = lo->allow_faults;
     if (!make_credentials(lc, lo->tls_dir, err)) return false;
     coordinator_options co = *opt;
     co.cluster_security = cluster_credentials_security(&lc->creds);
@@ -106,7 +109,7 @@ bool local_cluster_start(local_cluster *lc, const coordinator_options *opt, cons
         return false;
     }
     lc->envp = worker_environment(lc->creds.sec.token);
-    lc->n_workers = opt->tp;
+    lc->n_workers = opt->tp + lo->standby;
     for (int i = 0; i < lc->n_workers; i++) lc->pids[i] = spawn_worker(lc);
     return true;
 }

@@ -21,6 +21,8 @@ typedef struct local_cluster_options {
     const device_choice *dev;  /* the workers' device options (NULL: the default, auto) */
     bool quiet;                /* workers log only warnings */
     const char *tls_dir;       /* NULL, or a directory as `facet certs` writes it: mutual TLS inside the cluster */
+    int standby;               /* spare workers beyond the group's tp */
+    bool allow_faults;         /* workers take injected faults (--allow-fault-injection) */
 } local_cluster_options;
 
 typedef struct local_cluster {
@@ -28,7 +30,7 @@ typedef struct local_cluster {
     pid_t pids[LOCAL_CLUSTER_MAX];
     int n_workers;
     int worker_threads; /* per worker process (after start: never 0) */
-    bool quiet;
+    bool quiet, allow_faults;
     int restarts;
     device_choice dev;  /* handed to every worker process */
     cluster_credentials creds;

@@ -89,6 +89,53 @@ void batching_drop_done(scheduler *s) {
     fix_waiting_tail(s);
 }
 
+int batching_requeue_all(scheduler *s, const char *reason, double deadline, int *failed) {
+    int requeued = 0;
+    *failed = 0;
+    for (sequence *q = s->running, *next; q; q = next) {
+        next = q->next;
+        q->n_blocks = 0; /* those blocks were in the lost group's caches: gone, not returned */
+        q->n_computed = 0;
+        if (++q->replays > s->opt.max_replays) {
+            char msg[ERRBUF_LEN];
+            snprintf(msg, sizeof msg, "the group running this request was lost %d times (--max-replays %d): %s; retry",
+                     q->replays, s->opt.max_replays, reason);
+            finish_with_error(s, q, RPC_UNAVAILABLE, msg);
+            (*failed)++;
+            continue;
+        }
+        insert_by_arrival(&s->waiting_head, q);
+        s->n_waiting++;
+        requeued++;
+    }
+    s->running = NULL;
+    s->n_running = 0;
+    for (sequence *q = s->waiting_head; q; q = q->next) {
+        q->n_blocks = 0; /* a preempted one holds none; be sure */
+        q->n_computed = 0;
+        if (q->wait_deadline == 0) q->wait_deadline = deadline;
+    }
+    fix_waiting_tail(s);
+    return requeued;
+}
+
+void batching_expire_waits(scheduler *s, double now, const char *why) {
+    for (sequence **link = &s->waiting_head; *link;) {
+        sequence *q = *link;
+        if (q->wait_deadline == 0 || now < q->wait_deadline) {
+            link = &q->next;
+            continue;
+        }
+        *link = q->next;
+        s->n_waiting--;
+        char msg[ERRBUF_LEN];
+        snprintf(msg, sizeof msg, "no group served within --failover-timeout (%.0f s): %s; retry",
+                 s->opt.failover_timeout_ms / 1e3, why);
+        finish_with_error(s, q, RPC_UNAVAILABLE, msg);
+    }
+    fix_waiting_tail(s);
+}
+
 /* The newest running sequence goes back to the queue; its KV is recomputed later. */
 static sequence *preempt_newest(scheduler *s) {
     sequence **link = &s->running, **newest = NULL;

@@ -32,5 +32,12 @@ void batching_plan(scheduler *s, step_plan *plan);
 void batching_drop_done(scheduler *s);
 /* Ends every request with an error event. */
 void batching_fail_all(scheduler *s, int code, const char *reason);
+/* The group is gone with its caches: every running sequence goes back to
+ * the queue (in arrival order) to be recomputed on the next group, except
+ * those already replayed max_replays times, which fail naming why. Every
+ * waiting one may wait until `deadline`. Returns how many were requeued. */
+int batching_requeue_all(scheduler *s, const char *reason, double deadline, int *failed);
+/* Fails the waiting requests whose wait for a group ran past its deadline. */
+void batching_expire_waits(scheduler *s, double now, const char *why);
 
 #endif

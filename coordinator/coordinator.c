@@ -21,6 +21,7 @@
 #include "facet/v1/generate.pb-c.h"
 #include "facet/v1/worker.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "model/tensors.h"
 
 #define N_PUBLIC_METHODS 5
 #define N_CLUSTER_METHODS 4
@@ -33,6 +34,9 @@ struct coordinator {
     membership *members;
     scheduler *sched;
     frontend fe;
+    admin_ops admin;
+    int smaller_tp[FACET_MAX_TP];
+    int n_smaller_tp;
     rpc_method public_methods[N_PUBLIC_METHODS], cluster_methods[N_CLUSTER_METHODS];
     rpc_server *grpc, *cluster;
     int grpc_port, cluster_port;
@@ -44,11 +48,16 @@ void coordinator_options_default(coordinator_options *o) {
     memset(o, 0, sizeof *o);
     o->tp = 1;
     o->host = "127.0.0.1";
-    o->heartbeat_ms = 500;
-    o->lease_ms = 3000;
+    o->heartbeat_ms = 250;
+    o->lease_ms = 1500;      /* a silent worker (frozen, cut off) is noticed within 2 s */
     o->load_timeout_ms = 600000;
     o->comm_timeout_ms = 20000;
-    o->step_timeout_ms = 120000;
+    o->step_timeout_ms = 60000;
+    o->step_deadline_floor_ms = 1000;
+    o->max_replays = 10;
+    o->failover_timeout_ms = 30000;
+    o->replace_timeout_ms = 10000;
+    o->grow_delay_ms = 10000;
     o->block_size = 16;
     o->max_batch_tokens = 512;
     o->max_seqs = 64;
@@ -95,21 +104,46 @@ static bool start_grpc(coordinator *co, errbuf *err) {
     return true;
 }
 
+/* The smaller group sizes the model allows (heads and FFN still divide),
+ * largest first: where a group may shrink when workers are lost. */
+static void find_smaller_sizes(coordinator *co) {
+    for (int tp = co->opt.tp - 1; tp >= 1; tp--) {
+        errbuf ignored;
+        if (co->opt.tp % tp == 0 && tp_check(&co->model.cfg, tp, &ignored)) co->smaller_tp[co->n_smaller_tp++] = tp;
+    }
+}
+
+/* The admin API's reach into membership and the scheduler (frontend.h). */
+static bool admin_inject_fault(void *ctx, int rank, const char *spec, char *armed, size_t len, errbuf *err) {
+    coordinator *co = ctx;
+    if (!membership_inject_fault(co->members, rank, spec, armed, len, err)) return false;
+    scheduler_note_fault(co->sched, rank, spec);
+    return true;
+}
+
+static char *admin_failover_json(void *ctx) { return scheduler_failover_json(((coordinator *)ctx)->sched); }
+
 static void make_parts(coordinator *co) {
     const coordinator_options *o = &co->opt;
     co->metrics = metrics_create();
     co->store = kv_store_create();
     scheduler_options so = {.block_size = o->block_size, .max_batch_tokens = o->max_batch_tokens, .max_seqs = o->max_seqs,
-                            .max_queue = o->max_queue, .step_timeout_ms = o->step_timeout_ms};
+                            .max_queue = o->max_queue, .step_timeout_ms = o->step_timeout_ms,
+                            .step_deadline_floor_ms = o->step_deadline_floor_ms, .max_replays = o->max_replays,
+                            .failover_timeout_ms = o->failover_timeout_ms};
     co->sched = scheduler_create(&so, &co->model, co->metrics);
     membership_options mo = {.model_dir = o->model_dir, .tp = o->tp, .heartbeat_ms = o->heartbeat_ms,
                              .lease_ms = o->lease_ms, .load_timeout_ms = o->load_timeout_ms,
                              .comm_timeout_ms = o->comm_timeout_ms, .block_size = o->block_size,
                              .kv_blocks = o->kv_blocks, .max_batch_tokens = o->max_batch_tokens,
-                             .security = o->cluster_security};
+                             .security = o->cluster_security, .smaller_tp = co->smaller_tp,
+                             .n_smaller_tp = co->n_smaller_tp, .replace_timeout_ms = o->replace_timeout_ms,
+                             .grow_delay_ms = o->grow_delay_ms, .initial_epoch = o->initial_epoch};
     co->members = membership_create(&mo, co->store, scheduler_on_group_event, co->sched);
+    co->admin = (admin_ops){.ctx = co, .inject_fault = admin_inject_fault, .failover_json = admin_failover_json,
+                            .allow_faults = o->allow_faults};
     co->fe = (frontend){.sched = co->sched, .model = &co->model, .metrics = co->metrics, .tp = o->tp,
-                        .api_key = o->api_key, .max_body_bytes = o->max_body_bytes};
+                        .api_key = o->api_key, .max_body_bytes = o->max_body_bytes, .admin = &co->admin};
 }
 
 static void free_parts(coordinator *co) {
@@ -132,6 +166,7 @@ coordinator *coordinator_start(const coordinator_options *opt, errbuf *err) {
         free(co);
         return NULL;
     }
+    find_smaller_sizes(co);
     make_parts(co);
     if (!start_grpc(co, err)) goto fail;
     if (opt->http_port >= 0) {

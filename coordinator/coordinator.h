@@ -33,7 +33,14 @@ typedef struct coordinator_options {
     int lease_ms;         /* a worker silent this long is dead */
     int load_timeout_ms;  /* Load of a shard */
     int comm_timeout_ms;  /* rendezvous and each collective on the workers */
-    int step_timeout_ms;  /* one step */
+    int step_timeout_ms;  /* the longest a step may take (deadlines follow recent step times below it) */
+    int step_deadline_floor_ms; /* the shortest step deadline */
+    int max_replays;      /* a request is recomputed on a new group at most this often */
+    int failover_timeout_ms; /* a request waits at most this long for a group */
+    int replace_timeout_ms;  /* a lost group's replacement may take this long before a smaller group forms */
+    int grow_delay_ms;       /* a smaller group grows back when idle, or after this long */
+    uint64_t initial_epoch;  /* count epochs from here (tests; a restarted coordinator adopts its workers' anyway) */
+    bool allow_faults;       /* the admin API may inject faults (POST /admin/faults) */
     int block_size;       /* KV positions per block */
     int kv_blocks;        /* 0: each worker sizes its cache; the group uses the smallest */
     int max_batch_tokens; /* tokens per step */

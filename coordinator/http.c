@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -382,6 +383,45 @@ static enum MHD_Result handle_metrics(const frontend *fe, struct MHD_Connection 
     return ret;
 }
 
+/* POST /admin/faults {"rank": R, "fault": "SPEC"}: arms a fault on a worker
+ * of the group (docs/FAILOVER.md); only with --allow-fault-injection. */
+static enum MHD_Result handle_inject_fault(const frontend *fe, struct MHD_Connection *conn, const strbuf *body) {
+    api_error e;
+    if (!fe->admin || !fe->admin->allow_faults) {
+        api_error_set(&e, 403, "", "fault injection is off: start the server with --allow-fault-injection");
+        return respond_error(conn, &e);
+    }
+    cJSON *req = cJSON_ParseWithLength(body->data ? body->data : "", body->len);
+    const cJSON *rank = req ? cJSON_GetObjectItemCaseSensitive(req, "rank") : NULL;
+    const cJSON *fault = req ? cJSON_GetObjectItemCaseSensitive(req, "fault") : NULL;
+    enum MHD_Result ret;
+    if (!cJSON_IsNumber(rank) || !cJSON_IsString(fault) || rank->valuedouble != (int)rank->valuedouble) {
+        api_error_set(&e, 400, "", "expected {\"rank\": N, \"fault\": \"KIND[:MS][@TRIGGER]\"}");
+        ret = respond_error(conn, &e);
+    } else {
+        char armed[128];
+        errbuf err;
+        if (fe->admin->inject_fault(fe->admin->ctx, (int)rank->valuedouble, fault->valuestring, armed, sizeof armed, &err)) {
+            char quoted[300], out[400];
+            json_quote(armed, quoted, sizeof quoted);
+            snprintf(out, sizeof out, "{\"rank\":%d,\"armed\":%s}", (int)rank->valuedouble, quoted);
+            ret = respond_json(conn, 200, out);
+        } else {
+            api_error_set(&e, 400, "fault", "%s", err.msg);
+            ret = respond_error(conn, &e);
+        }
+    }
+    cJSON_Delete(req);
+    return ret;
+}
+
+static enum MHD_Result handle_failover_events(const frontend *fe, struct MHD_Connection *conn) {
+    char *json = fe->admin->failover_json(fe->admin->ctx);
+    enum MHD_Result ret = respond_json(conn, 200, json);
+    free(json);
+    return ret;
+}
+
 static enum MHD_Result handle_generate(const frontend *fe, struct MHD_Connection *conn, openai_kind kind, const strbuf *body) {
     api_error e;
     if (scheduler_draining(fe->sched)) {
@@ -402,7 +442,8 @@ static enum MHD_Result route(const frontend *fe, struct MHD_Connection *conn, co
     if (strcmp(url, "/metrics") == 0 && get) return handle_metrics(fe, conn);
     bool models = strcmp(url, "/v1/models") == 0, completions = strcmp(url, "/v1/completions") == 0;
     bool chat = strcmp(url, "/v1/chat/completions") == 0;
-    if (!models && !completions && !chat) {
+    bool faults = strcmp(url, "/admin/faults") == 0, events = strcmp(url, "/admin/events") == 0;
+    if (!models && !completions && !chat && !faults && !events) {
         api_error_set(&e, 404, "", "no such endpoint: %s %.200s", method, url);
         return respond_error(conn, &e);
     }
@@ -411,6 +452,8 @@ static enum MHD_Result route(const frontend *fe, struct MHD_Connection *conn, co
         return respond_error(conn, &e);
     }
     if (models && get) return handle_models(fe, conn);
+    if (events && get && fe->admin) return handle_failover_events(fe, conn);
+    if (faults && post) return handle_inject_fault(fe, conn, &st->body);
     if ((completions || chat) && post) {
         if (st->too_large) {
             api_error_set(&e, 413, "", "the request body is larger than %d bytes", fe->max_body_bytes);

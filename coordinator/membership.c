@@ -12,7 +12,7 @@
 #include "common/log.h"
 #include "facet/v1/worker.pb-c.h"
 
-#define ABORT_TIMEOUT_MS 2000
+#define ABORT_TIMEOUT_MS 300 /* best effort: a frozen survivor must not hold up the next group */
 #define TICK_MS 50
 #define MAX_EVENTS 8
 
@@ -26,6 +26,9 @@ typedef struct worker_entry {
     double suspect_since; /* a step or RPC to it failed then: not chosen until it is heard from again */
     bool failed;          /* it could not load its shard: never chosen (until it restarts) */
     bool dead;            /* its lease lapsed: freed once no step uses it */
+    bool busy;            /* its last Register said a Load or Step was running */
+    int registrations;    /* since it was added or came back: chosen only from the second, when it
+                             surely holds the epoch the first reply announced (a Load past it is refused) */
     char failure[ERRBUF_LEN];
     int rank;             /* in the group, else -1 */
     rpc_channel *channel;
@@ -48,7 +51,13 @@ struct membership {
     int n_workers, cap_workers;
     group_state group;
     uint64_t epoch;
+    int group_tp;                        /* the group's size while FORMING or READY */
     worker_entry *members[FACET_MAX_TP]; /* by rank, while FORMING or READY */
+    bool ever_formed;                    /* a group has served: a lost one may be replaced by a smaller */
+    double no_group_since;               /* when the last group was lost */
+    double full_since;                   /* a smaller group serves and enough workers for a full one are there: since when */
+    bool scheduler_busy;                 /* membership_set_busy */
+    bool size_failed[FACET_MAX_TP + 1];  /* a smaller size whose Load failed (memory): not tried again */
     char not_ready[ERRBUF_LEN];          /* why there is no group, for /ready and errors (no ids or addresses) */
     bool not_ready_specific;             /* not_ready says more than "waiting for workers": keep it */
     int views;                           /* group_views handed out: worker entries stay while > 0 */
@@ -81,9 +90,12 @@ static bool worker_live(const membership *m, const worker_entry *w, double now) 
     return !w->dead && now - w->last_seen <= m->opt.lease_ms / 1e3;
 }
 
-/* Can it join the next group? */
+/* Can it join the next group? It must have registered twice (it has the
+ * epoch the first reply announced); a worker that missed a step deadline
+ * (suspect) must be heard from since, and not still stuck in that step (busy). */
 static bool worker_eligible(const membership *m, const worker_entry *w, double now) {
-    return worker_live(m, w, now) && !w->failed && w->rank < 0 && w->last_seen > w->suspect_since;
+    return worker_live(m, w, now) && !w->failed && w->rank < 0 && w->registrations >= 2 &&
+           w->last_seen > w->suspect_since && !(w->suspect_since > 0 && w->busy);
 }
 
 /* Who holds or asked for a rank (NULL if nobody). */
@@ -189,9 +201,19 @@ void membership_handle_register(void *ctx, rpc_call *call, const ProtobufCMessag
     const char *refusal = w ? NULL : check_newcomer(m, req, now, why, sizeof why);
     if (!w && !refusal) w = add_worker(m, req, now);
     if (w) {
-        if (w->dead) log_info("worker %s at %s is back", w->id, w->address);
+        if (w->dead) {
+            log_info("worker %s at %s is back", w->id, w->address);
+            w->registrations = 0;
+        }
+        w->registrations++;
         w->dead = false;
         w->last_seen = now;
+        w->busy = req->busy;
+        /* a restarted coordinator continues from the highest epoch its workers report */
+        if (m->group == GROUP_NONE && req->epoch > m->epoch) {
+            log_info("adopting epoch %" PRIu64 " from worker %s", req->epoch, w->id);
+            m->epoch = req->epoch;
+        }
         snprintf(w->device, sizeof w->device, "%s", req->device);
         snprintf(w->state, sizeof w->state, "%s", req->state);
     }
@@ -209,7 +231,7 @@ static void group_break(membership *m, const char *detail, const char *public) {
     if (m->group == GROUP_NONE) return;
     log_warn("group of epoch %" PRIu64 " lost: %s", m->epoch, detail);
     m->n_abort = 0;
-    for (int r = 0; r < m->opt.tp; r++) {
+    for (int r = 0; r < m->group_tp; r++) {
         worker_entry *w = m->members[r];
         if (!w) continue;
         snprintf(m->abort_addr[m->n_abort++], sizeof m->abort_addr[0], "%s", w->address);
@@ -219,6 +241,7 @@ static void group_break(membership *m, const char *detail, const char *public) {
     m->abort_epoch = m->epoch;
     snprintf(m->abort_reason, sizeof m->abort_reason, "%s", detail);
     m->group = GROUP_NONE;
+    m->no_group_since = clock_now_s();
     snprintf(m->not_ready, sizeof m->not_ready, "re-forming the group: %s", public);
     m->not_ready_specific = true;
     group_event ev = {.kind = GROUP_LOST, .epoch = m->epoch};
@@ -311,8 +334,8 @@ bool membership_acquire(membership *m, uint64_t epoch, group_view *g) {
     bool ok = m->group == GROUP_READY && m->epoch == epoch;
     if (ok) {
         g->epoch = epoch;
-        g->size = m->opt.tp;
-        for (int r = 0; r < m->opt.tp; r++) g->channels[r] = m->members[r]->channel;
+        g->size = m->group_tp;
+        for (int r = 0; r < m->group_tp; r++) g->channels[r] = m->members[r]->channel;
         m->views++;
     }
     pthread_mutex_unlock(&m->mu);
@@ -350,9 +373,8 @@ void membership_counts(membership *m, int *live, int *in_group, int *failed) {
 
 /* ---- forming a group --------------------------------------------------------------------- */
 
-/* Picks members by rank (mu held). False if there are not enough. */
-static bool choose_members(membership *m, double now, worker_entry **members) {
-    int tp = m->opt.tp;
+/* Picks tp members by rank (mu held). False if there are not enough. */
+static bool choose_members(membership *m, int tp, double now, worker_entry **members) {
     for (int r = 0; r < tp; r++) members[r] = NULL;
     for (int i = 0; i < m->n_workers; i++) { /* requested ranks first */
         worker_entry *w = m->workers[i];
@@ -373,21 +395,25 @@ static bool choose_members(membership *m, double now, worker_entry **members) {
     return true;
 }
 
+static int count_eligible(membership *m, double now) {
+    int n = 0;
+    for (int i = 0; i < m->n_workers; i++) n += worker_eligible(m, m->workers[i], now);
+    return n;
+}
+
 /* Says why no group forms (mu held), unless a more specific reason is standing. */
 static void note_waiting(membership *m, double now) {
-    int eligible = 0, failed = 0;
-    for (int i = 0; i < m->n_workers; i++) {
-        eligible += worker_eligible(m, m->workers[i], now);
-        failed += m->workers[i]->failed && worker_live(m, m->workers[i], now);
-    }
+    int eligible = count_eligible(m, now), failed = 0;
+    for (int i = 0; i < m->n_workers; i++) failed += m->workers[i]->failed && worker_live(m, m->workers[i], now);
     if (!m->not_ready_specific)
         snprintf(m->not_ready, sizeof m->not_ready, "waiting for workers: %d of %d ready to join%s", eligible, m->opt.tp,
                  failed ? " (some failed to load)" : "");
 }
 
-/* Load on every member; a worker that cannot load is marked failed. */
-static bool load_members(membership *m, uint64_t epoch, worker_entry **members, int *kv_blocks) {
-    int tp = m->opt.tp;
+/* Load on every member; a worker that cannot load is marked failed -- unless
+ * the group is a smaller one, whose bigger shards may not fit where the
+ * full group's do: then the size is marked, not the worker. */
+static bool load_members(membership *m, uint64_t epoch, int tp, worker_entry **members, int *kv_blocks) {
     Facet__V1__LoadRequest req[FACET_MAX_TP];
     rpc_fanout calls[FACET_MAX_TP];
     for (int r = 0; r < tp; r++) {
@@ -415,7 +441,9 @@ static bool load_members(membership *m, uint64_t epoch, worker_entry **members, 
         } else {
             ok = false;
             worker_entry *w = members[r];
-            if (calls[r].code == RPC_FAILED_PRECONDITION) {
+            if (calls[r].code == RPC_FAILED_PRECONDITION && tp < m->opt.tp) {
+                m->size_failed[tp] = true; /* the smaller group's shard does not fit: try a smaller one */
+            } else if (calls[r].code == RPC_FAILED_PRECONDITION) {
                 w->failed = true; /* it cannot hold this shard: do not ask again */
                 snprintf(w->failure, sizeof w->failure, "%s", calls[r].err.msg);
             } else {
@@ -431,8 +459,7 @@ static bool load_members(membership *m, uint64_t epoch, worker_entry **members, 
     return ok;
 }
 
-static bool init_comm_members(membership *m, uint64_t epoch, worker_entry **members) {
-    int tp = m->opt.tp;
+static bool init_comm_members(membership *m, uint64_t epoch, int tp, worker_entry **members) {
     Facet__V1__InitCommRequest req[FACET_MAX_TP];
     rpc_fanout calls[FACET_MAX_TP];
     char prefix[64];
@@ -465,10 +492,11 @@ static bool init_comm_members(membership *m, uint64_t epoch, worker_entry **memb
 }
 
 /* Takes the chosen members for a new epoch (mu held). */
-static uint64_t begin_forming(membership *m, worker_entry **members) {
+static uint64_t begin_forming(membership *m, int tp, worker_entry **members) {
     uint64_t epoch = ++m->epoch;
     m->group = GROUP_FORMING;
-    for (int r = 0; r < m->opt.tp; r++) {
+    m->group_tp = tp;
+    for (int r = 0; r < tp; r++) {
         m->members[r] = members[r];
         members[r]->rank = r;
     }
@@ -476,38 +504,75 @@ static uint64_t begin_forming(membership *m, worker_entry **members) {
     return epoch;
 }
 
+/* The size of the group to form now (mu held), 0 for none: the configured
+ * size when enough workers can join; after a lost group, once no
+ * replacement came within replace_timeout_ms, the largest smaller size the
+ * model allows and the workers can fill. */
+static int size_to_form(membership *m, double now) {
+    int eligible = count_eligible(m, now);
+    if (eligible >= m->opt.tp) return m->opt.tp;
+    if (!m->ever_formed || now - m->no_group_since < m->opt.replace_timeout_ms / 1e3) return 0;
+    for (int i = 0; i < m->opt.n_smaller_tp; i++) {
+        int tp = m->opt.smaller_tp[i];
+        if (tp <= eligible && !m->size_failed[tp]) return tp;
+    }
+    return 0;
+}
+
+/* A smaller group grows back (mu held): when enough workers for the full
+ * size are eligible and the scheduler is idle, or they have been for
+ * grow_delay_ms (the requests running then are replayed on the full group). */
+static void maybe_grow(membership *m, double now) {
+    if (m->group != GROUP_READY || m->group_tp >= m->opt.tp) return;
+    if (m->group_tp + count_eligible(m, now) < m->opt.tp) {
+        m->full_since = 0;
+        return;
+    }
+    if (m->full_since == 0) m->full_since = now;
+    if (m->scheduler_busy && now - m->full_since < m->opt.grow_delay_ms / 1e3) return;
+    char detail[128];
+    snprintf(detail, sizeof detail, "growing back from tp=%d to tp=%d: workers are back", m->group_tp, m->opt.tp);
+    group_break(m, detail, "growing back to the configured tensor-parallel size");
+    m->full_since = 0;
+}
+
 /* One attempt to form a group (called without mu, from the thread). */
 static void form_group(membership *m) {
     worker_entry *members[FACET_MAX_TP];
     pthread_mutex_lock(&m->mu);
     double now = clock_now_s();
-    if (m->group != GROUP_NONE || m->stopping || !choose_members(m, now, members)) {
+    maybe_grow(m, now);
+    int tp = m->group == GROUP_NONE && !m->stopping ? size_to_form(m, now) : 0;
+    if (tp == 0 || !choose_members(m, tp, now, members)) {
         if (m->group == GROUP_NONE && !m->stopping) note_waiting(m, now);
         pthread_mutex_unlock(&m->mu);
         return;
     }
-    uint64_t epoch = begin_forming(m, members);
+    uint64_t epoch = begin_forming(m, tp, members);
     pthread_mutex_unlock(&m->mu);
     kv_store_drop_before_epoch(m->store, epoch);
 
-    log_info("forming the group of epoch %" PRIu64 " (tp=%d)", epoch, m->opt.tp);
+    log_info("forming the group of epoch %" PRIu64 " (tp=%d%s)", epoch, tp,
+             tp < m->opt.tp ? ", smaller than configured: no replacement came in time" : "");
     double t0 = clock_now_s();
     int kv_blocks = 0;
-    bool ok = load_members(m, epoch, members, &kv_blocks) && init_comm_members(m, epoch, members);
+    bool ok = load_members(m, epoch, tp, members, &kv_blocks) && init_comm_members(m, epoch, tp, members);
 
     pthread_mutex_lock(&m->mu);
     bool formed = false;
     if (m->epoch == epoch && m->group == GROUP_FORMING) {
         if (ok) {
             m->group = GROUP_READY;
+            m->ever_formed = true;
+            m->full_since = 0;
             m->not_ready[0] = '\0';
             m->not_ready_specific = false;
             formed = true;
-            log_info("group of epoch %" PRIu64 " is serving: tp=%d, %d KV blocks of %d positions, formed in %.2f s", epoch,
-                     m->opt.tp, kv_blocks, m->opt.block_size, clock_now_s() - t0);
-            for (int r = 0; r < m->opt.tp; r++) log_info("  rank %d: worker %s at %s", r, members[r]->id, members[r]->address);
+            log_info("group of epoch %" PRIu64 " is serving: tp=%d, %d KV blocks of %d positions, formed in %.2f s", epoch, tp,
+                     kv_blocks, m->opt.block_size, clock_now_s() - t0);
+            for (int r = 0; r < tp; r++) log_info("  rank %d: worker %s at %s", r, members[r]->id, members[r]->address);
         } else {
-            for (int r = 0; r < m->opt.tp; r++) {
+            for (int r = 0; r < tp; r++) {
                 if (m->members[r]) m->members[r]->rank = -1;
                 m->members[r] = NULL;
             }
@@ -516,9 +581,38 @@ static void form_group(membership *m) {
     }
     pthread_mutex_unlock(&m->mu);
     if (formed) {
-        group_event ev = {.kind = GROUP_FORMED, .epoch = epoch, .kv_blocks = kv_blocks};
+        group_event ev = {.kind = GROUP_FORMED, .epoch = epoch, .size = tp, .kv_blocks = kv_blocks};
         m->on_event(m->listener_ctx, &ev);
     }
+}
+
+void membership_set_busy(membership *m, bool busy) {
+    pthread_mutex_lock(&m->mu);
+    m->scheduler_busy = busy;
+    pthread_mutex_unlock(&m->mu);
+}
+
+bool membership_inject_fault(membership *m, int rank, const char *spec, char *armed, size_t armed_len, errbuf *err) {
+    pthread_mutex_lock(&m->mu);
+    rpc_channel *ch = m->group == GROUP_READY && rank >= 0 && rank < m->group_tp ? m->members[rank]->channel : NULL;
+    int size = m->group == GROUP_READY ? m->group_tp : 0;
+    if (ch) m->views++;
+    pthread_mutex_unlock(&m->mu);
+    if (!ch) return errbuf_set(err, "no rank %d: the group %s", rank, size ? "is smaller" : "is not serving");
+    Facet__V1__InjectFaultRequest req = FACET__V1__INJECT_FAULT_REQUEST__INIT;
+    req.fault = (char *)spec;
+    uint8_t *resp = NULL;
+    size_t n = 0;
+    int code = rpc_unary(ch, RPC_WORKER_INJECT_FAULT, &req.base, &resp, &n, 2000, err);
+    Facet__V1__InjectFaultResponse *r = code == RPC_OK ? facet__v1__inject_fault_response__unpack(NULL, n, resp) : NULL;
+    if (r) snprintf(armed, armed_len, "%s", r->armed);
+    else if (code == RPC_OK) errbuf_set(err, "InjectFault: a malformed reply");
+    if (r) facet__v1__inject_fault_response__free_unpacked(r, NULL);
+    free(resp);
+    pthread_mutex_lock(&m->mu);
+    m->views--;
+    pthread_mutex_unlock(&m->mu);
+    return r != NULL;
 }
 
 static void *membership_main(void *p) {
@@ -555,6 +649,7 @@ membership *membership_create(const membership_options *opt, kv_store *store, gr
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     snprintf(m->not_ready, sizeof m->not_ready, "waiting for %d worker%s to register", opt->tp, opt->tp > 1 ? "s" : "");
+    m->epoch = opt->initial_epoch;
     return m;
 }
 

@@ -34,6 +34,12 @@ typedef struct membership_options {
     int kv_blocks;          /* 0: each worker sizes its cache; the group uses the smallest */
     int max_batch_tokens;   /* tokens per step, for the workers' buffers */
     const rpc_security *security; /* what channels to workers show and check (NULL: plaintext) */
+    /* elastic tensor parallelism (docs/FAILOVER.md) */
+    const int *smaller_tp;  /* group sizes below tp the model allows, largest first */
+    int n_smaller_tp;
+    int replace_timeout_ms; /* after losing a group: how long to wait for a replacement before forming a smaller one */
+    int grow_delay_ms;      /* a smaller group grows back when the scheduler is idle, or after this long */
+    uint64_t initial_epoch; /* the epoch to count on from (a restarted coordinator also adopts its workers') */
 } membership_options;
 
 typedef enum { GROUP_FORMED, GROUP_LOST } group_event_kind;
@@ -41,6 +47,7 @@ typedef enum { GROUP_FORMED, GROUP_LOST } group_event_kind;
 typedef struct group_event {
     group_event_kind kind;
     uint64_t epoch;
+    int size;                /* FORMED: the group's TP size (below the configured one after a shrink) */
     int kv_blocks;           /* FORMED: KV blocks every rank has */
     char reason[ERRBUF_LEN]; /* LOST: why, in words a client may read (no worker ids or addresses: those go to the log) */
 } group_event;
@@ -74,6 +81,14 @@ void membership_release(membership *m, group_view *g);
  * read; a LOST event follows. */
 void membership_report_step_failure(membership *m, const group_view *g, const rpc_fanout *calls, char *reason,
                                     size_t len);
+
+/* The scheduler's hint: requests are running (a smaller group then waits
+ * up to grow_delay_ms before it grows back, which replays them). */
+void membership_set_busy(membership *m, bool busy);
+
+/* Arms a fault on the worker holding `rank` in the current group
+ * (facet.v1.Worker/InjectFault); armed gets the worker's reading of it. */
+bool membership_inject_fault(membership *m, int rank, const char *spec, char *armed, size_t armed_len, errbuf *err);
 
 /* Is a group serving? If not, why (into why, fit for clients: no worker ids or addresses). */
 bool membership_ready(membership *m, char *why, size_t why_len);

@@ -23,7 +23,7 @@ struct metrics {
     pthread_mutex_t mu;
     uint64_t requests[OUTCOME_COUNT];
     uint64_t prompt_tokens, generated_tokens;
-    histogram ttft, itl, e2e, step, batch_tokens, batch_seqs;
+    histogram ttft, itl, e2e, step, batch_tokens, batch_seqs, recovery;
 };
 
 static const char *k_outcomes[OUTCOME_COUNT] = {"stop", "length", "cancelled", "invalid", "refused", "failed"};
@@ -56,6 +56,8 @@ metrics *metrics_create(void) {
     histogram_init(&m->step, "facet_step_seconds", "Duration of a step on the group (all ranks, round trip).", latency, nl);
     histogram_init(&m->batch_tokens, "facet_step_tokens", "Tokens computed per step.", tokens, nt);
     histogram_init(&m->batch_seqs, "facet_step_sequences", "Sequences per step.", tokens, 11);
+    histogram_init(&m->recovery, "facet_recovery_seconds",
+                   "From a lost group to the first token of the group that replaced it.", latency, nl);
     return m;
 }
 
@@ -70,6 +72,12 @@ void metrics_observe_step(metrics *m, double seconds, int tokens, int seqs) {
     histogram_observe(&m->step, seconds);
     histogram_observe(&m->batch_tokens, tokens);
     histogram_observe(&m->batch_seqs, seqs);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_observe_recovery(metrics *m, double seconds) {
+    pthread_mutex_lock(&m->mu);
+    histogram_observe(&m->recovery, seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -125,6 +133,7 @@ char *metrics_render(metrics *m, const coordinator_stats *st) {
     render_histogram(&out, &m->step);
     render_histogram(&out, &m->batch_tokens);
     render_histogram(&out, &m->batch_seqs);
+    render_histogram(&out, &m->recovery);
     pthread_mutex_unlock(&m->mu);
     render_gauge(&out, "facet_ready", "1 when a group is formed and serving.", st->ready);
     render_gauge(&out, "facet_group_epoch", "Epoch of the current (or last) group.", (double)st->epoch);
@@ -136,6 +145,11 @@ char *metrics_render(metrics *m, const coordinator_stats *st) {
                  st->kv_blocks_total ? (double)(st->kv_blocks_total - st->kv_blocks_free) / st->kv_blocks_total : 0);
     render_counter(&out, "facet_preemptions_total", "Sequences preempted for KV blocks (recomputed later).", st->preemptions);
     render_counter(&out, "facet_steps_total", "Steps run on the group.", st->steps);
+    render_counter(&out, "facet_failovers_total", "Groups lost while serving (each followed by a replay on a new one).",
+                   st->failovers);
+    render_counter(&out, "facet_replays_total", "Sequences recomputed on a new group after theirs was lost.", st->replays);
+    render_gauge(&out, "facet_group_size", "Tensor-parallel size of the serving group (below the configured after a shrink).",
+                 st->group_size);
     strbuf_printf(&out, "# HELP facet_workers Registered workers by state.\n# TYPE facet_workers gauge\n");
     strbuf_printf(&out, "facet_workers{state=\"live\"} %d\nfacet_workers{state=\"in_group\"} %d\nfacet_workers{state=\"standby\"} %d\n"
                         "facet_workers{state=\"failed\"} %d\n",

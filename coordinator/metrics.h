@@ -1,7 +1,8 @@
 /* metrics.h — Prometheus metrics of the coordinator (GET /metrics), all
  * named facet_*: requests by outcome, tokens, queue and running sequences,
  * KV block usage, latency histograms (time to first token, inter-token,
- * end to end), step time and batch size, workers by state. */
+ * end to end), step time and batch size, workers by state, failovers,
+ * replays and recovery time. */
 #ifndef FACET_COORDINATOR_METRICS_H
 #define FACET_COORDINATOR_METRICS_H
 
@@ -25,6 +26,8 @@ void metrics_free(metrics *m);
 
 void metrics_observe_step(metrics *m, double seconds, int tokens, int seqs);
 void metrics_observe_itl(metrics *m, double seconds);
+/* A failover: from the lost group to the first token of its replacement. */
+void metrics_observe_recovery(metrics *m, double seconds);
 /* A finished request; ttft and e2e in seconds (negative: not measured). */
 void metrics_request_done(metrics *m, request_outcome outcome, int prompt_tokens, int generated_tokens, double ttft,
                           double e2e);

@@ -10,8 +10,13 @@
  *
  * It runs on the group membership (membership.h) publishes: a FORMED event
  * gives it an epoch and a fresh cache to fill; a LOST event (or a step that
- * fails) ends what ran on that group. Front ends see only scheduler_submit
- * and the stream it returns (stream.h). */
+ * fails or misses its deadline) ends what ran on that group, and every
+ * sequence goes back to the queue to be recomputed -- prompt and the tokens
+ * it has produced -- on the next group, where it continues with exactly the
+ * tokens it would have produced (docs/FAILOVER.md). A request waits for a
+ * group for at most failover_timeout_ms and is replayed at most max_replays
+ * times; then it ends with a retriable error saying why. Front ends see only
+ * scheduler_submit and the stream it returns (stream.h). */
 #ifndef FACET_COORDINATOR_SCHEDULER_H
 #define FACET_COORDINATOR_SCHEDULER_H
 
@@ -26,7 +31,10 @@ typedef struct scheduler_options {
     int max_batch_tokens; /* tokens per step */
     int max_seqs;         /* sequences per step */
     int max_queue;        /* requests waiting; beyond it they are refused (429 / RESOURCE_EXHAUSTED) */
-    int step_timeout_ms;  /* one step */
+    int step_timeout_ms;  /* the longest a step may take, whatever its size */
+    int step_deadline_floor_ms; /* the shortest deadline a step gets: deadlines follow recent step times */
+    int max_replays;      /* a request recomputed on new groups more often than this fails */
+    int failover_timeout_ms; /* a request waits this long for a group (after a loss, or arriving without one) */
 } scheduler_options;
 
 typedef struct scheduler scheduler;
@@ -52,5 +60,10 @@ bool scheduler_idle(scheduler *s); /* nothing waiting or running */
 /* Serving: a group formed and steps can run on it. If not, why. */
 bool scheduler_ready(scheduler *s, char *why, size_t why_len);
 void scheduler_stats(scheduler *s, coordinator_stats *out);
+
+/* The admin API: a fault injected now (for the failover timeline), and
+ * the timeline itself as JSON (failover_log.h; malloc'd). */
+void scheduler_note_fault(scheduler *s, int rank, const char *spec);
+char *scheduler_failover_json(scheduler *s);
 
 #endif

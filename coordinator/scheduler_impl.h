@@ -10,8 +10,11 @@
 #include <pthread.h>
 
 #include "coordinator/blocks.h"
+#include "coordinator/failover_log.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/sequence.h"
+#include "coordinator/step_timing.h"
+#include "rpc/rpc.h"
 
 struct scheduler {
     scheduler_options opt;
@@ -27,7 +30,15 @@ struct scheduler {
     /* the group steps run on */
     bool serving;      /* FORMED seen for `epoch`, not yet lost */
     uint64_t epoch;
+    int group_size;
     block_pool blocks; /* of the current group's caches */
+    uint64_t step_epoch;  /* the epoch of the step in flight, 0: none */
+    rpc_cancel *cancel;   /* ends the step in flight when its group is lost */
+    step_timing timing;   /* recent step times, for step deadlines */
+
+    /* failover */
+    uint64_t failovers, replays;
+    failover_log log;
 
     sequence *waiting_head, *waiting_tail; /* FIFO */
     sequence *running;                     /* in arrival order */

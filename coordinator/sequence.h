@@ -28,6 +28,8 @@ struct gen_stream {
     int32_t *blocks;  /* KV blocks, in position order */
     int n_blocks, cap_blocks;
     bool finished;    /* its last event is out: retire it */
+    int replays;      /* times its group was lost under it */
+    double wait_deadline; /* waiting for a group: fail it after this (monotonic s); 0: not waiting for one */
     sequence *next;   /* in the waiting queue or the running list, both in arrival order */
 
     atomic_bool cancelled;       /* by the client */

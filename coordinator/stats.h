@@ -14,6 +14,8 @@ typedef struct coordinator_stats {
     int kv_blocks_total, kv_blocks_free;
     int workers_live, workers_in_group, workers_failed;
     uint64_t preemptions, steps;
+    uint64_t failovers, replays;
+    int group_size;
 } coordinator_stats;
 
 #endif

@@ -41,11 +41,12 @@ void step_rpc_build(scheduler *s, const step_plan *plan, uint64_t epoch, Facet__
     }
 }
 
-void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, step_result *out) {
+void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, rpc_cancel *cancel,
+                   step_result *out) {
     memset(out, 0, sizeof *out);
     for (int r = 0; r < g->size; r++) out->calls[r] = (rpc_fanout){.channel = g->channels[r], .request = &req->base};
     double t0 = clock_now_s();
-    rpc_unary_fanout(out->calls, g->size, RPC_WORKER_STEP, timeout_ms);
+    rpc_unary_fanout_cancellable(out->calls, g->size, RPC_WORKER_STEP, timeout_ms, cancel);
     out->seconds = clock_now_s() - t0;
     if (out->calls[0].code == RPC_OK)
         out->resp = facet__v1__step_response__unpack(NULL, out->calls[0].response_len, out->calls[0].response);

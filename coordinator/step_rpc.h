@@ -17,8 +17,10 @@ typedef struct step_result {
     double seconds;
 } step_result;
 
-/* Sends req to every rank of g and waits (each bounded by timeout_ms). */
-void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, step_result *out);
+/* Sends req to every rank of g and waits (each bounded by timeout_ms, and
+ * ended early when cancel fires: its group was declared lost). */
+void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, rpc_cancel *cancel,
+                   step_result *out);
 void step_result_free(step_result *r, int size);
 
 #endif

@@ -5,7 +5,9 @@
 #ifndef FACET_PROTOCOL_PROTOCOL_H
 #define FACET_PROTOCOL_PROTOCOL_H
 
-#define FACET_PROTOCOL_VERSION 2 /* 2: penalties, min_p, top logprobs in Step */
+/* 2: penalties, min_p, top logprobs in Step
+ * 3: the cluster port and credentials, announced epochs, busy workers, InjectFault */
+#define FACET_PROTOCOL_VERSION 3
 
 /* The roles a cluster certificate names (common name and DNS subject
  * alternative name, docs/SECURITY.md): workers obey only a coordinator's,
@@ -25,6 +27,7 @@
 #define RPC_WORKER_STEP "/facet.v1.Worker/Step"
 #define RPC_WORKER_ABORT "/facet.v1.Worker/Abort"
 #define RPC_WORKER_HEALTH "/facet.v1.Worker/Health"
+#define RPC_WORKER_INJECT_FAULT "/facet.v1.Worker/InjectFault"
 #define RPC_FACET_GENERATE "/facet.v1.Facet/Generate"
 #define RPC_FACET_TOKENIZE "/facet.v1.Facet/Tokenize"
 #define RPC_FACET_MODEL_INFO "/facet.v1.Facet/ModelInfo"

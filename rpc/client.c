@@ -49,11 +49,17 @@ rpc_channel *rpc_channel_create(const char *target, const rpc_security *sec) {
     rpc_init();
     rpc_channel *ch = xcalloc(1, sizeof *ch);
     ch->sec = rpc_security_copy(sec);
-    grpc_arg args[3] = {
+    /* A peer that comes back (a restarted coordinator, a worker after a stall)
+     * is reached within a fraction of a second: gRPC's default reconnect
+     * backoff grows to 120 s. */
+    grpc_arg args[6] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = MAX_MESSAGE_BYTES},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 500},
     };
-    size_t n_args = 2;
+    size_t n_args = 5;
     if (rpc_security_tls(ch->sec) && ch->sec->peer_name) /* the certificate names the role, not the host */
         args[n_args++] = (grpc_arg){.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
                                     .value.string = (char *)ch->sec->peer_name};
@@ -169,7 +175,69 @@ int rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *req, 
     return code;
 }
 
-void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms) {
+struct rpc_cancel {
+    pthread_mutex_t mu;
+    bool fired;
+    grpc_call **calls; /* in flight under it */
+    int n, cap;
+};
+
+rpc_cancel *rpc_cancel_create(void) {
+    rpc_cancel *c = xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void rpc_cancel_free(rpc_cancel *c) {
+    if (!c) return;
+    pthread_mutex_destroy(&c->mu);
+    free(c->calls);
+    free(c);
+}
+
+void rpc_cancel_fire(rpc_cancel *c) {
+    pthread_mutex_lock(&c->mu);
+    c->fired = true;
+    for (int i = 0; i < c->n; i++) grpc_call_cancel(c->calls[i], NULL);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rpc_cancel_reset(rpc_cancel *c) {
+    pthread_mutex_lock(&c->mu);
+    c->fired = false;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Puts the started calls under cancel (cancelling them at once if it has fired). */
+static void cancel_watch(rpc_cancel *c, pending_call *p, const bool *started, int n) {
+    pthread_mutex_lock(&c->mu);
+    if (c->cap < c->n + n) {
+        c->cap = c->n + n;
+        c->calls = xrealloc(c->calls, (size_t)c->cap * sizeof *c->calls);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!started[i]) continue;
+        c->calls[c->n++] = p[i].call;
+        if (c->fired) grpc_call_cancel(p[i].call, NULL);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Takes them off again, before they are released. */
+static void cancel_unwatch(rpc_cancel *c, pending_call *p, const bool *started, int n) {
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < n; i++) {
+        if (!started[i]) continue;
+        for (int k = 0; k < c->n; k++)
+            if (c->calls[k] == p[i].call) {
+                c->calls[k] = c->calls[--c->n];
+                break;
+            }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rpc_unary_fanout_cancellable(rpc_fanout *calls, int n, const char *method, int timeout_ms, rpc_cancel *cancel) {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
     pending_call *p = xcalloc((size_t)n, sizeof *p);
     bool *started = xcalloc((size_t)n, sizeof *started);
@@ -178,11 +246,13 @@ void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_
         started[i] = start_call(&p[i], calls[i].channel, cq, method, calls[i].request, timeout_ms, &p[i]);
         waiting += started[i];
     }
+    if (cancel) cancel_watch(cancel, p, started, n);
     while (waiting > 0) {
         grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type != GRPC_OP_COMPLETE) break;
         waiting--;
     }
+    if (cancel) cancel_unwatch(cancel, p, started, n);
     for (int i = 0; i < n; i++) {
         calls[i].response = NULL;
         calls[i].response_len = 0;
@@ -195,4 +265,8 @@ void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_
     grpc_completion_queue_destroy(cq);
     free(p);
     free(started);
+}
+
+void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms) {
+    rpc_unary_fanout_cancellable(calls, n, method, timeout_ms, NULL);
 }

@@ -138,4 +138,16 @@ typedef struct rpc_fanout {
 } rpc_fanout;
 void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms);
 
+/* A way to end calls in flight from another thread (a step of a group that
+ * has just been declared lost). rpc_cancel_fire cancels every call running
+ * under it -- they finish at once as CANCELLED -- and every call started
+ * under it afterwards, until rpc_cancel_reset. */
+typedef struct rpc_cancel rpc_cancel;
+rpc_cancel *rpc_cancel_create(void);
+void rpc_cancel_free(rpc_cancel *c);
+void rpc_cancel_fire(rpc_cancel *c);
+void rpc_cancel_reset(rpc_cancel *c);
+/* rpc_unary_fanout whose calls cancel can end early (cancel may be NULL). */
+void rpc_unary_fanout_cancellable(rpc_fanout *calls, int n, const char *method, int timeout_ms, rpc_cancel *cancel);
+
 #endif

@@ -10,7 +10,7 @@
 
 #define REGISTER_TIMEOUT_MS 2000
 
-bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, size_t last_len) {
+renew_next registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, size_t last_len) {
     char state[256];
     worker_get_state(w, state, sizeof state);
     Facet__V1__RegisterRequest req = FACET__V1__REGISTER_REQUEST__INIT;
@@ -21,6 +21,7 @@ bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, si
     req.requested_rank = w->opt.rank;
     req.epoch = w->epoch;
     req.state = state;
+    req.busy = atomic_load(&w->busy);
     uint8_t *resp = NULL;
     size_t n = 0;
     errbuf err;
@@ -35,24 +36,27 @@ bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, si
                                : "";
         if (strcmp(last_reason, err.msg) != 0) log_warn("worker %s: cannot register: %s%s", w->id, err.msg, hint);
         snprintf(last_reason, last_len, "%s", err.msg);
-        return true;
+        return RENEW_LATER;
     }
     Facet__V1__RegisterResponse *r = facet__v1__register_response__unpack(NULL, n, resp);
     free(resp);
-    if (!r) return true;
-    bool keep_going = true;
+    if (!r) return RENEW_LATER;
+    renew_next next = RENEW_LATER;
     if (r->protocol_version != (uint32_t)w->opt.protocol_version) {
         log_warn("worker %s: refused: %s", w->id, r->reason && *r->reason ? r->reason : "protocol version mismatch");
-        keep_going = false;
+        next = RENEW_STOP;
     } else if (!r->accepted) {
         if (strcmp(last_reason, r->reason) != 0) log_warn("worker %s: refused: %s", w->id, r->reason);
         snprintf(last_reason, last_len, "%s", r->reason);
     } else {
-        if (last_reason[0]) log_info("worker %s: registered with %s", w->id, w->opt.coordinator);
+        if (last_reason[0]) {
+            log_info("worker %s: registered with %s", w->id, w->opt.coordinator);
+            next = RENEW_NOW;
+        }
         last_reason[0] = '\0';
         if (r->heartbeat_ms > 0) *heartbeat_ms = r->heartbeat_ms;
         if (r->epoch > atomic_load(&w->vouched_epoch)) atomic_store(&w->vouched_epoch, r->epoch);
     }
     facet__v1__register_response__free_unpacked(r, NULL);
-    return keep_going;
+    return next;
 }

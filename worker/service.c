@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -33,7 +34,7 @@ static void reply_error(rpc_call *call, int code, const char *fmt, ...) {
 
 /* How far past the epoch its coordinator last announced a Load may go: a
  * coordinator that fails to form a group retries with the next epoch every
- * 50 ms, and announces its epoch every heartbeat (500 ms). */
+ * 50 ms, and announces its epoch every heartbeat (250 ms). */
 #define EPOCH_MARGIN 64
 
 static void load(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
@@ -47,7 +48,7 @@ static void load(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
         return reply_error(call, RPC_ABORTED, "Load: epoch %" PRIu64 " is older than this worker's %" PRIu64, req->epoch,
                            w->epoch);
     if (req->epoch > vouched + EPOCH_MARGIN)
-        return reply_error(call, RPC_FAILED_PRECONDITION,
+        return reply_error(call, RPC_ABORTED,
                            "Load: epoch %" PRIu64 " is beyond what the coordinator has announced (%" PRIu64 " + %d)",
                            req->epoch, vouched, EPOCH_MARGIN);
     errbuf err;
@@ -115,17 +116,47 @@ static void init_comm(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
     rpc_call_reply(call, &resp.base);
 }
 
+/* A fault due at this step that acts before the step runs (kill, freeze,
+ * hang, slow); drop and delay act on the reply. */
+static void fault_before_step(const fault *f) {
+    switch (f->kind) {
+    case FAULT_KILL: fault_kill_now(); break;
+    case FAULT_FREEZE: fault_freeze_now(f->ms); break;
+    case FAULT_HANG:
+    case FAULT_SLOW:
+        log_warn("fault injected: %s for %d ms", f->kind == FAULT_HANG ? "the step hangs" : "the step is slow", f->ms);
+        usleep((useconds_t)f->ms * 1000);
+        break;
+    default: break;
+    }
+}
+
+/* drop: hold the reply until the caller gives up (or 10 minutes), never send it. */
+static void drop_reply(rpc_call *call) {
+    log_warn("fault injected: the step's reply is dropped");
+    for (int waited = 0; waited < 600000 && !rpc_call_cancelled(call); waited += 10) usleep(10 * 1000);
+}
+
 static void step(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
     const Facet__V1__StepRequest *req = (const Facet__V1__StepRequest *)msg;
     errbuf err;
     if (req->epoch != w->epoch || !w->engine || (w->tp > 1 && !w->comm))
         return reply_error(call, RPC_FAILED_PRECONDITION, "Step of epoch %" PRIu64 ": this worker is at epoch %" PRIu64 " (%s)",
-                           req->epoch, w->epoch,
+                           req->epoch, (uint64_t)w->epoch,
                            !w->engine ? "nothing loaded" : w->tp > 1 && !w->comm ? "no communicator" : "stale");
     if (!step_request_check(req, &err)) return reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+    fault f;
+    bool faulty = w->opt.allow_faults && faults_on_step(&w->faults, &f);
+    if (faulty) fault_before_step(&f);
     Facet__V1__StepResponse resp = FACET__V1__STEP_RESPONSE__INIT;
     int code = step_exec(w, req, &resp, &err);
-    if (code == RPC_OK) {
+    if (faulty && f.kind == FAULT_DROP) {
+        drop_reply(call);
+    } else if (code == RPC_OK) {
+        if (faulty && f.kind == FAULT_DELAY) {
+            log_warn("fault injected: the step's reply waits %d ms", f.ms);
+            usleep((useconds_t)f.ms * 1000);
+        }
         rpc_call_reply(call, &resp.base);
     } else {
         reply_error(call, code, "rank %d: %s", w->rank, err.msg);
@@ -135,6 +166,25 @@ static void step(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
         }
     }
     step_response_free(&resp);
+}
+
+static void inject_fault(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    const Facet__V1__InjectFaultRequest *req = (const Facet__V1__InjectFaultRequest *)msg;
+    if (!w->opt.allow_faults)
+        return reply_error(call, RPC_FAILED_PRECONDITION,
+                           "fault injection is off on this worker (start it with --allow-fault-injection)");
+    fault f;
+    errbuf err;
+    if (!fault_parse(req->fault, &f, &err)) return reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+    if (faults_armed(&w->faults) >= FAULTS_MAX)
+        return reply_error(call, RPC_RESOURCE_EXHAUSTED, "at most %d faults armed at once", FAULTS_MAX);
+    char armed[128];
+    fault_describe(&f, armed, sizeof armed);
+    Facet__V1__InjectFaultResponse resp = FACET__V1__INJECT_FAULT_RESPONSE__INIT;
+    resp.armed = armed;
+    rpc_call_reply(call, &resp.base); /* first: a kill armed now may fire before a later reply could leave */
+    if (faults_add(&w->faults, &f, &err)) log_warn("worker %s: fault armed: %s", w->id, armed);
+    else log_warn("worker %s: %s", w->id, err.msg);
 }
 
 static void abort_group(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
@@ -163,14 +213,26 @@ static void health(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
     rpc_call_reply(call, &resp.base);
 }
 
-/* grpc.health.v1: SERVING once in a formed group. */
+/* grpc.health.v1, as gRPC servers answer it: the server as a whole (service
+ * "", what a Kubernetes gRPC probe asks by default) is SERVING while the
+ * process answers -- a spare, or a worker loading its shard, is alive, and
+ * restarting it would not help; "facet.v1.Worker" is SERVING only while the
+ * worker is in a formed group; any other service is NOT_FOUND. */
 static void grpc_health(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
-    (void)msg;
-    char state[256];
-    worker_get_state(w, state, sizeof state);
+    const Grpc__Health__V1__HealthCheckRequest *req = (const Grpc__Health__V1__HealthCheckRequest *)msg;
+    const char *service = req->service ? req->service : "";
     Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-    resp.status = strncmp(state, "ready", 5) == 0 ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                                                  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    if (service[0] == '\0') {
+        resp.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    } else if (strcmp(service, "facet.v1.Worker") == 0) {
+        char state[256];
+        worker_get_state(w, state, sizeof state);
+        resp.status = strncmp(state, "ready", 5) == 0 ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                                                      : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    } else {
+        rpc_call_finish(call, RPC_NOT_FOUND, "unknown service: ask \"\" (the worker process) or \"facet.v1.Worker\" (in a group)");
+        return;
+    }
     rpc_call_reply(call, &resp.base);
 }
 
@@ -197,6 +259,7 @@ static const worker_method k_methods[WORKER_N_METHODS] = {
     {RPC_WORKER_STEP, &facet__v1__step_request__descriptor, true, false, step},
     {RPC_WORKER_ABORT, &facet__v1__abort_request__descriptor, false, false, abort_group},
     {RPC_WORKER_HEALTH, &facet__v1__health_request__descriptor, false, false, health},
+    {RPC_WORKER_INJECT_FAULT, &facet__v1__inject_fault_request__descriptor, false, false, inject_fault},
     {RPC_HEALTH_CHECK, &grpc__health__v1__health_check_request__descriptor, false, true, grpc_health},
     {RPC_HEALTH_WATCH, &grpc__health__v1__health_check_request__descriptor, false, true, grpc_health_watch},
 };
@@ -210,9 +273,15 @@ static binding g_bindings[WORKER_N_METHODS]; /* one worker per process */
 
 static void dispatch(void *ctx, rpc_call *call, const ProtobufCMessage *req) {
     const binding *b = ctx;
-    if (b->m->exclusive) pthread_mutex_lock(&b->w->mu);
+    if (b->m->exclusive) {
+        pthread_mutex_lock(&b->w->mu);
+        atomic_store(&b->w->busy, true);
+    }
     b->m->run(b->w, call, req);
-    if (b->m->exclusive) pthread_mutex_unlock(&b->w->mu);
+    if (b->m->exclusive) {
+        atomic_store(&b->w->busy, false);
+        pthread_mutex_unlock(&b->w->mu);
+    }
 }
 
 int worker_service_methods(worker *w, rpc_method *out) {
@@ -222,6 +291,16 @@ int worker_service_methods(worker *w, rpc_method *out) {
                               .peer_role = k_methods[i].open ? NULL : FACET_ROLE_COORDINATOR};
     }
     return WORKER_N_METHODS;
+}
+
+int worker_health_methods(worker *w, rpc_method *out) {
+    int n = 0;
+    for (int i = 0; i < WORKER_N_METHODS; i++) {
+        if (!k_methods[i].open) continue;
+        g_bindings[i] = (binding){w, &k_methods[i]};
+        out[n++] = (rpc_method){k_methods[i].path, k_methods[i].request, dispatch, &g_bindings[i], .open = true};
+    }
+    return n;
 }
 
 /* ---- the rendezvous store: the coordinator's KvSet / KvGet ----------------- */

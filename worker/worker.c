@@ -38,6 +38,11 @@ static bool start_service(worker *w, errbuf *err) {
     if (colon && !w->opt.advertise) *colon = '\0';
     if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0) gethostname(host, sizeof host);
     snprintf(w->address, sizeof w->address, "%s:%d", host, port);
+    if (w->opt.health_listen) { /* probes (Kubernetes' gRPC probe) speak neither TLS nor the cluster token */
+        int n_health = worker_health_methods(w, w->health_methods);
+        w->health_server = rpc_server_start(w->opt.health_listen, w->health_methods, n_health, 2, NULL, NULL, err);
+        if (!w->health_server) return errbuf_prefix(err, "--health-listen");
+    }
     return true;
 }
 
@@ -49,11 +54,15 @@ static worker *worker_new(const worker_options *opt) {
     pthread_mutex_init(&w->comm_mu, NULL);
     pthread_mutex_init(&w->state_mu, NULL);
     snprintf(w->state, sizeof w->state, "idle");
+    atomic_init(&w->busy, false);
+    faults_init(&w->faults);
     make_id(w->id, sizeof w->id);
     return w;
 }
 
 static void worker_free(worker *w) {
+    rpc_server_stop(w->health_server); /* first: no handler may run on what follows */
+    rpc_server_stop(w->server);
     worker_drop_comm(w);
     engine_free(w->engine);
     free(w->logits);
@@ -61,6 +70,7 @@ static void worker_free(worker *w) {
     pthread_mutex_destroy(&w->mu);
     pthread_mutex_destroy(&w->comm_mu);
     pthread_mutex_destroy(&w->state_mu);
+    faults_destroy(&w->faults);
     free(w);
 }
 
@@ -78,6 +88,15 @@ int worker_run(const worker_options *opt) {
     }
     rpc_init();
     worker *w = worker_new(opt);
+    if (opt->fault) {
+        fault f;
+        if (!opt->allow_faults) errbuf_set(&err, "--fault needs --allow-fault-injection");
+        if (!opt->allow_faults || !fault_parse(opt->fault, &f, &err) || !faults_add(&w->faults, &f, &err)) {
+            log_warn("worker: %s", err.msg);
+            worker_free(w);
+            return 2;
+        }
+    }
     if (!start_service(w, &err)) {
         log_warn("worker: %s", err.msg);
         worker_free(w);
@@ -90,14 +109,18 @@ int worker_run(const worker_options *opt) {
     char last_reason[ERRBUF_LEN] = "unregistered";
     int status = 0;
     while (!g_stop) {
-        if (!registration_renew(w, &heartbeat_ms, last_reason, sizeof last_reason)) {
+        renew_next next = registration_renew(w, &heartbeat_ms, last_reason, sizeof last_reason);
+        if (next == RENEW_STOP) {
             status = 1;
             break;
         }
-        for (uint32_t slept = 0; slept < heartbeat_ms && !g_stop; slept += 50) usleep(50 * 1000);
+        if (next == RENEW_NOW) continue;
+        for (uint32_t slept = 0; slept < heartbeat_ms && !g_stop; slept += 50) {
+            usleep(50 * 1000);
+            if (opt->allow_faults) faults_on_tick(&w->faults);
+        }
     }
     log_info("worker %s: stopping", w->id);
-    rpc_server_stop(w->server);
     worker_free(w);
     return status;
 }

@@ -15,6 +15,7 @@
 typedef struct worker_options {
     const char *coordinator; /* host:port of the coordinator's gRPC service */
     const char *listen;      /* address to serve on; "127.0.0.1:0" picks a port */
+    const char *health_listen; /* NULL, or an address for grpc.health.v1 alone, in plaintext (probes that cannot do TLS) */
     const char *advertise;   /* host the coordinator and peers reach us on (default: listen's host) */
     const char *model;       /* NULL: the path the coordinator sends; else this checkpoint (same model, other mount) */
     const char *model_root;  /* a Load may name only checkpoints under it (after following links); NULL: model */
@@ -24,6 +25,8 @@ typedef struct worker_options {
     int kv_mib;              /* KV cache memory when the coordinator leaves it to us */
     int protocol_version;    /* what it claims (only tests change it) */
     device_choice dev;       /* --device and friends */
+    bool allow_faults;       /* --allow-fault-injection: take faults (docs/FAILOVER.md) */
+    const char *fault;       /* --fault SPEC at start (needs allow_faults) */
 } worker_options;
 
 /* Runs until SIGINT/SIGTERM (or a fatal refusal). Returns the exit status. */

@@ -19,9 +19,10 @@
 #include "facet/v1/worker.pb-c.h"
 #include "rpc/rpc.h"
 #include "worker/engine.h"
+#include "worker/faults.h"
 #include "worker/worker.h"
 
-#define WORKER_N_METHODS 7
+#define WORKER_N_METHODS 8
 
 typedef struct worker {
     worker_options opt;
@@ -29,6 +30,8 @@ typedef struct worker {
     char address[300]; /* host:port */
     rpc_channel *coordinator;
     rpc_server *server;
+    rpc_server *health_server; /* --health-listen: grpc.health.v1 alone, plaintext */
+    rpc_method health_methods[2];
 
     pthread_mutex_t mu; /* Load, InitComm, Step */
     engine *engine;
@@ -45,6 +48,8 @@ typedef struct worker {
 
     pthread_mutex_t state_mu;
     char state[256];    /* idle, loading, loaded, ready, failed: ... */
+    atomic_bool busy;   /* a Load or Step is running (reported in Register) */
+    fault_set faults;   /* armed faults (--allow-fault-injection) */
     rpc_method methods[WORKER_N_METHODS];
 } worker;
 
@@ -76,10 +81,18 @@ int step_exec(worker *w, const Facet__V1__StepRequest *r, Facet__V1__StepRespons
 /* The engine's all-reduce hook (ctx: the worker): the current communicator, timed. */
 bool worker_allreduce(void *ctx, float *buf, size_t n, errbuf *err);
 
-/* service.c: the Worker service's method table (for rpc_server_start). */
+/* service.c: the Worker service's method table (for rpc_server_start), and
+ * grpc.health.v1's alone (for the plaintext --health-listen port). */
 int worker_service_methods(worker *w, rpc_method *out);
+int worker_health_methods(worker *w, rpc_method *out);
 
-/* registration.c: one Register call; false when the refusal is permanent. */
-bool registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, size_t last_len);
+/* registration.c: one Register call, and when to send the next. */
+typedef enum {
+    RENEW_STOP,  /* refused for good (protocol version) */
+    RENEW_LATER, /* after a heartbeat */
+    RENEW_NOW,   /* just accepted by a coordinator it was not registered with: again at once, because a
+                    coordinator chooses a worker for a group from its second Register on */
+} renew_next;
+renew_next registration_renew(worker *w, uint32_t *heartbeat_ms, char *last_reason, size_t last_len);
 
 #endif

@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 
-from checks import check, done
+from checks import check, done, sse_events
 import threading
 import time
 
@@ -50,16 +50,9 @@ def stream(host, port, body, stop_after=None):
     if resp.status != 200:
         return None, resp.read().decode(errors="replace"), None
     tokens, text, finish, events = [], "", None, 0
-    while True:
-        line = resp.readline()
-        if not line:
+    for ev in sse_events(resp):
+        if ev is None:
             break
-        line = line.strip()
-        if not line.startswith(b"data: "):
-            continue
-        if line == b"data: [DONE]":
-            break
-        ev = json.loads(line[6:])
         if "error" in ev:
             return None, ev["error"]["message"], "error"
         ch = ev["choices"][0]

@@ -24,9 +24,28 @@ check() { # check "what" command...
     local what=$1
     shift
     checks=$((checks + 1))
-    if "$@"; then :; else
+    if "$@"; then
+        echo "ok: $what"
+    else
         failed=$((failed + 1))
         echo "FAIL: $what" >&2
+    fi
+}
+
+# verify "what" command...: like check, and shows the command's own lines
+# under "ok: what" or "FAIL: what" (returns 1 on failure)
+verify() {
+    local what=$1
+    shift
+    checks=$((checks + 1))
+    if "$@" >"$WORK/verify.out" 2>&1; then
+        echo "ok: $what"
+        sed 's/^/    /' "$WORK/verify.out"
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $what" >&2
+        sed 's/^/    /' "$WORK/verify.out" >&2
+        return 1
     fi
 }
 

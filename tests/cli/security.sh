@@ -52,7 +52,7 @@ GRPC=$(free_port)
 HTTP=$(free_port)
 CL=$(free_port)
 "$FACET" coordinator --model "$M" --tp 2 --grpc-port "$GRPC" --cluster-port "$CL" --http-port "$HTTP" \
-    --cluster-token-file "$WORK/token" --lease-ms 2000 >"$WORK/coordinator.log" 2>&1 &
+    --cluster-token-file "$WORK/token" --failover-timeout 1000 --replace-timeout 600000 >"$WORK/coordinator.log" 2>&1 &
 pids+=("$!")
 start_worker() { # start_worker NAME [options]: pid in $last
     local name=$1
@@ -68,7 +68,7 @@ check "the group forms with the token" wait_for 30 http_ready "$HTTP"
 W=127.0.0.1:$(sed -n 's/.*serving on 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/w1.log")
 same "the honest client gets the tokens of facet generate" "$(honest "127.0.0.1:$GRPC")" "$T0"
 
-REG='{"protocolVersion": 2, "workerId": "rogue", "address": "127.0.0.1:1", "requestedRank": 0}'
+REG='{"protocolVersion": 3, "workerId": "rogue", "address": "127.0.0.1:1", "requestedRank": 0}'
 same "Register without the token" "$(call "127.0.0.1:$CL" /facet.v1.Coordinator/Register "$REG")" UNAUTHENTICATED
 check "  and the refusal says what is missing" grep -q "needs the cluster token" <<<"$(message)"
 same "Register with a wrong token" "$(call "127.0.0.1:$CL" /facet.v1.Coordinator/Register "$REG" --token-file "$WORK/wrong-token")" \
@@ -94,7 +94,7 @@ EPOCH=$(json "$WORK/reply.json" '["response"]["epoch"]')
 RANK=$(json "$WORK/reply.json" '["response"]["rank"]')
 same "Health with the token names the epoch and rank" "$([ -n "$EPOCH" ] && [ -n "$RANK" ] && echo yes)" yes
 same "Load of epoch 2^64-1" "$(call "$W" /facet.v1.Worker/Load '{"epoch": "18446744073709551615", "modelDir": "'"$M"'",
-    "rank": 0, "tpSize": 2, "blockSize": 16, "maxBatchTokens": 512, "protocolVersion": 2}' "${T[@]}")" FAILED_PRECONDITION
+    "rank": 0, "tpSize": 2, "blockSize": 16, "maxBatchTokens": 512, "protocolVersion": 3}' "${T[@]}")" ABORTED
 check "  refused as beyond what the coordinator announced" grep -q "beyond what the coordinator has announced" <<<"$(message)"
 same "Abort of epoch 0" "$(call "$W" /facet.v1.Worker/Abort '{"epoch": "0", "reason": "x"}' "${T[@]}")" FAILED_PRECONDITION
 same "InitComm with a foreign rendezvous prefix" "$(call "$W" /facet.v1.Worker/InitComm \
@@ -102,7 +102,7 @@ same "InitComm with a foreign rendezvous prefix" "$(call "$W" /facet.v1.Worker/I
     INVALID_ARGUMENT
 load() { # load DIR: a Load of the next epoch naming DIR
     call "$W" /facet.v1.Worker/Load '{"epoch": "'$((EPOCH + 1))'", "modelDir": "'"$1"'", "rank": '"$RANK"', "tpSize": 2,
-        "blockSize": 16, "maxBatchTokens": 512, "protocolVersion": 2}' "${T[@]}"
+        "blockSize": 16, "maxBatchTokens": 512, "protocolVersion": 3}' "${T[@]}"
 }
 same "Load of a path outside the model root" "$(load /etc)" FAILED_PRECONDITION
 check "  refused as outside the root" grep -q "outside the model root" <<<"$(message)"
