@@ -348,7 +348,7 @@ int bench_failover_main(int argc, char **argv) {
         {"max-concurrency", ARG_INT, &o.max_concurrency, "requests in flight at most (default 16)", 1, 1 << 20, NULL},
         {"temperature", ARG_FLOAT, &o.temperature_f, "sampling temperature; each request has its own seed (default 0.8)", 0, 100, NULL},
         {"seed", ARG_U64, &o.seed, "prompts, seeds and fault choices (default 0)", 0, 0, NULL},
-        {"model", ARG_STRING, &o.model_dir, "count tokens with this checkpoint's tokenizer.model (default: the built-in tiny model's)", 0, 0, NULL},
+        {"model", ARG_STRING, &o.model_dir, "count tokens with this model's tokenizer: a checkpoint directory or GGUF file (default: the built-in tiny model's)", 0, 0, NULL},
         {"api-key-file", ARG_STRING, &o.api_key_file, "the server's API key (or $OPENAI_API_KEY)", 0, 0, NULL},
         {"result-json", ARG_STRING, &o.result_json, "write the results here", 0, 0, NULL},
         {"plot", ARG_STRING, &o.plot, "write an SVG timeline here", 0, 0, NULL},
@@ -374,10 +374,8 @@ int bench_failover_main(int argc, char **argv) {
 
     /* the prompts */
     const char *dir = o.model_dir ? o.model_dir : default_model_dir();
-    char path[CHECKPOINT_PATH_MAX];
     tokenizer *tok = NULL;
-    if ((o.model_dir || ensure_default_model(dir, &err)) && checkpoint_path(dir, "tokenizer.model", path, sizeof path))
-        tok = tokenizer_load(path, &err);
+    if (o.model_dir || ensure_default_model(dir, &err)) tok = model_open_tokenizer(dir, &err);
     bench_dataset_opts d = {.kind = "random", .num_prompts = o.num_prompts, .input_len = o.input_len,
                             .output_len = o.output_len, .range_ratio = o.range_ratio_f, .seed = o.seed};
     bench_prompt *base = NULL;

@@ -260,7 +260,7 @@ int bench_model_main(int argc, char **argv) {
                     .seed = 1};
     device_args_default(&o.dev);
     const arg_spec specs[] = {
-        {"model", ARG_STRING, &o.model, "checkpoint directory", 0, 0, NULL},
+        {"model", ARG_STRING, &o.model, "checkpoint directory or GGUF file", 0, 0, NULL},
         {"random-weights", ARG_FLAG, &o.random_weights, "random weights of --preset's shape, made in memory", 0, 0, NULL},
         {"preset", ARG_STRING, &o.preset, "with --random-weights: tiny, 2b (default) or 7b", 0, 0, NULL},
         {"batch", ARG_STRING, &o.batches, "decode batch sizes, comma-separated (default 1,8,32,64)", 0, 0, NULL},
@@ -364,7 +364,7 @@ int bench_latency_main(int argc, char **argv) {
     int batch = 8, in = 32, out = 128, iters = 5, warmup = 1;
     device_args_default(&o.dev);
     const arg_spec specs[] = {
-        {"model", ARG_STRING, &o.model, "checkpoint directory", 0, 0, NULL},
+        {"model", ARG_STRING, &o.model, "checkpoint directory or GGUF file", 0, 0, NULL},
         {"random-weights", ARG_FLAG, &o.random_weights, "random weights of --preset's shape, made in memory", 0, 0, NULL},
         {"preset", ARG_STRING, &o.preset, "with --random-weights: tiny (default), 2b or 7b", 0, 0, NULL},
         {"batch-size", ARG_INT, &batch, "sequences (default 8)", 1, 4096, NULL},

@@ -69,15 +69,15 @@ static bool parse_goodput(const char *s, bench_slo *slo, errbuf *err) {
 }
 
 static tokenizer *open_tokenizer(const serve_opts *o, errbuf *err) {
-    char path[CHECKPOINT_PATH_MAX];
-    if (o->tokenizer_path) snprintf(path, sizeof path, "%s", o->tokenizer_path);
-    else {
-        const char *dir = o->model_dir ? o->model_dir : default_model_dir();
-        if (!o->model_dir && !ensure_default_model(dir, err)) return NULL;
-        checkpoint_path(dir, "tokenizer.model", path, sizeof path);
+    if (o->tokenizer_path) {
+        tokenizer *tok = tokenizer_load(o->tokenizer_path, err);
+        if (tok) log_info("bench: counting tokens with %s", o->tokenizer_path);
+        return tok;
     }
-    tokenizer *tok = tokenizer_load(path, err);
-    if (tok) log_info("bench: counting tokens with %s", path);
+    const char *dir = o->model_dir ? o->model_dir : default_model_dir();
+    if (!o->model_dir && !ensure_default_model(dir, err)) return NULL;
+    tokenizer *tok = model_open_tokenizer(dir, err);
+    if (tok) log_info("bench: counting tokens with %s's tokenizer", dir);
     return tok;
 }
 
@@ -112,7 +112,7 @@ int bench_serve_main(int argc, char **argv) {
         {"seed", ARG_U64, &o.seed, "dataset and arrival seed (default 0)", 0, 0, NULL},
         {"result-json", ARG_STRING, &o.result_json, "write the results here (one object, or an array for a sweep)", 0, 0, NULL},
         {"plot", ARG_STRING, &o.plot, "write an SVG plot here", 0, 0, NULL},
-        {"model", ARG_STRING, &o.model_dir, "count tokens with this checkpoint's tokenizer.model (default: the built-in tiny model's)", 0, 0, NULL},
+        {"model", ARG_STRING, &o.model_dir, "count tokens with this model's tokenizer: a checkpoint directory or GGUF file (default: the built-in tiny model's)", 0, 0, NULL},
         {"tokenizer", ARG_STRING, &o.tokenizer_path, "count tokens with this tokenizer.model", 0, 0, NULL},
         {"served-model-name", ARG_STRING, &o.served_name, "the requests' \"model\" (default: the server's first in /v1/models)", 0, 0, NULL},
         {"api-key-file", ARG_STRING, &o.api_key_file, "send 'Authorization: Bearer KEY' with the key in this file (or $OPENAI_API_KEY)", 0, 0, NULL},

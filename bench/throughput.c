@@ -111,7 +111,7 @@ int bench_throughput_main(int argc, char **argv) {
     tput_opts o = {.preset = "tiny", .num_prompts = 64, .input_len = 128, .output_len = 128, .tp = 1, .seed = 0};
     device_args_default(&o.dev);
     const arg_spec specs[] = {
-        {"model", ARG_STRING, &o.model, "checkpoint directory", 0, 0, NULL},
+        {"model", ARG_STRING, &o.model, "checkpoint directory or GGUF file", 0, 0, NULL},
         {"random-weights", ARG_FLAG, &o.random_weights, "a random checkpoint of --preset's shape (written once)", 0, 0, NULL},
         {"preset", ARG_STRING, &o.preset, "with --random-weights: tiny (default), 2b or 7b", 0, 0, NULL},
         {"num-prompts", ARG_INT, &o.num_prompts, "prompts submitted at once (default 64)", 1, 1 << 20, NULL},
@@ -137,10 +137,9 @@ int bench_throughput_main(int argc, char **argv) {
     }
     if (o.json) log_set_quiet(1);
     errbuf err;
-    char dir[CHECKPOINT_PATH_MAX], cfg_path[CHECKPOINT_PATH_MAX];
+    char dir[CHECKPOINT_PATH_MAX];
     gemma_config cfg;
-    if (!model_dir(&o, dir, sizeof dir, &err) || !checkpoint_path(dir, "config.json", cfg_path, sizeof cfg_path) ||
-        !config_load(&cfg, cfg_path, &err)) {
+    if (!model_dir(&o, dir, sizeof dir, &err) || !model_read_config(dir, &cfg, &err)) {
         fprintf(stderr, "facet bench throughput: %s\n", err.msg);
         return 1;
     }

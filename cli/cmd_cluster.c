@@ -24,7 +24,7 @@ static void on_signal(int sig) { (void)sig, g_stop = 1; }
 
 /* The coordinator's options, shared by `coordinator` and `serve`. */
 #define COORDINATOR_SPECS(o)                                                                                         \
-    {"model", ARG_STRING, &(o).model_dir, "checkpoint directory (serve: default the built-in tiny model)", 0, 0, NULL}, \
+    {"model", ARG_STRING, &(o).model_dir, "checkpoint directory or GGUF file (serve: default the built-in tiny model)", 0, 0, NULL}, \
     {"tp", ARG_INT, &(o).tp, "tensor-parallel size: workers per group (default 1)", 1, 64, NULL},                     \
     {"host", ARG_STRING, &(o).host, "interface to listen on (default 127.0.0.1; 0.0.0.0 for all)", 0, 0, NULL},        \
     {"grpc-port", ARG_INT, &(o).grpc_port, "public gRPC port, facet.v1.Facet (default 50051; 0 picks a free one)", 0, 65535, NULL}, \

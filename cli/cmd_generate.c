@@ -270,15 +270,10 @@ static bool generate_via_cluster(const gen_options *o, const char *dir, const to
 /* ---- the command ------------------------------------------------------------------ */
 
 static tokenizer *load_model_tokenizer(const char *dir, gemma_config *cfg, errbuf *err) {
-    char path[CHECKPOINT_PATH_MAX];
-    if (!checkpoint_path(dir, "config.json", path, sizeof path) || !config_load(cfg, path, err)) {
-        errbuf_prefix(err, "%s", dir);
-        return NULL;
-    }
-    checkpoint_path(dir, "tokenizer.model", path, sizeof path);
-    tokenizer *tok = tokenizer_load(path, err);
+    if (!model_read_config(dir, cfg, err)) return NULL;
+    tokenizer *tok = model_open_tokenizer(dir, err);
     if (tok && tokenizer_vocab_size(tok) > cfg->vocab_size) {
-        errbuf_set(err, "%s: tokenizer.model has %d pieces but the model's vocab_size is %d", dir, tokenizer_vocab_size(tok),
+        errbuf_set(err, "%s: the tokenizer has %d pieces but the model's vocab_size is %d", dir, tokenizer_vocab_size(tok),
                    cfg->vocab_size);
         tokenizer_free(tok);
         tok = NULL;
@@ -346,7 +341,7 @@ int cmd_generate(int argc, char **argv) {
     gen_options o = {.max_tokens = 32, .sp = sampling_params_greedy()};
     device_args_default(&o.dev);
     const arg_spec specs[] = {
-        {"model", ARG_STRING, &o.model, "checkpoint directory (default: the built-in tiny model)", 0, 0, NULL},
+        {"model", ARG_STRING, &o.model, "checkpoint directory or GGUF file (default: the built-in tiny model)", 0, 0, NULL},
         {"prompt", ARG_STRING, &o.prompt, "the prompt text", 0, 0, NULL},
         {"chat", ARG_FLAG, &o.chat, "wrap the prompt in Gemma's chat template; stop at <end_of_turn>", 0, 0, NULL},
         {"max-tokens", ARG_INT, &o.max_tokens, "tokens to generate at most (default 32)", 1, 1 << 20, NULL},

@@ -33,7 +33,7 @@ int cmd_tokenize(int argc, char **argv) {
     bool plain = false;
     const arg_spec specs[] = {
         {"tokenizer", ARG_STRING, &tok_path, "a SentencePiece tokenizer.model", 0, 0, NULL},
-        {"model", ARG_STRING, &model, "a checkpoint directory (uses its tokenizer.model)", 0, 0, NULL},
+        {"model", ARG_STRING, &model, "a checkpoint directory (its tokenizer.model) or a GGUF file", 0, 0, NULL},
         {"plain", ARG_FLAG, &plain, "do not recognise user-defined pieces such as <start_of_turn>", 0, 0, NULL},
     };
     static const arg_command cmd = {"tokenize", "facet tokenize (--tokenizer FILE | --model DIR) < text",
@@ -42,19 +42,11 @@ int cmd_tokenize(int argc, char **argv) {
     int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
     if (rc != ARGS_CONTINUE) return rc;
     errbuf err;
-    char path[CHECKPOINT_PATH_MAX];
-    if (!tok_path && model) {
-        if (!checkpoint_path(model, "tokenizer.model", path, sizeof path)) {
-            fprintf(stderr, "facet tokenize: path too long\n");
-            return 2;
-        }
-        tok_path = path;
-    }
-    if (!tok_path) {
-        fprintf(stderr, "facet tokenize: give --tokenizer FILE or --model DIR\n");
+    if (!tok_path && !model) {
+        fprintf(stderr, "facet tokenize: give --tokenizer FILE or --model DIR (or a .gguf file)\n");
         return 2;
     }
-    tokenizer *tok = tokenizer_load(tok_path, &err);
+    tokenizer *tok = tok_path ? tokenizer_load(tok_path, &err) : model_open_tokenizer(model, &err);
     if (!tok) {
         fprintf(stderr, "facet tokenize: %s\n", err.msg);
         return 1;

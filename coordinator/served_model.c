@@ -9,7 +9,8 @@
 #include "model/tensors.h"
 #include "tokenizer/chat.h"
 
-/* The name clients use: --served-model-name, else the directory's name. */
+/* The name clients use: --served-model-name, else the directory's name (a
+ * GGUF file's, without ".gguf"). */
 static void set_name(served_model *m, const char *served_name) {
     if (served_name) {
         snprintf(m->name, sizeof m->name, "%s", served_name);
@@ -19,6 +20,7 @@ static void set_name(served_model *m, const char *served_name) {
     snprintf(dir, sizeof dir, "%s", m->dir);
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0';
+    if (n > 5 && strcmp(dir + n - 5, ".gguf") == 0) dir[n - 5] = '\0';
     const char *base = strrchr(dir, '/');
     snprintf(m->name, sizeof m->name, "%s", base ? base + 1 : dir);
 }
@@ -29,20 +31,20 @@ bool served_model_load(served_model *m, const char *dir, const char *served_name
     m->created = time(NULL);
     set_name(m, served_name);
     char path[CHECKPOINT_PATH_MAX];
-    if (!checkpoint_path(dir, "config.json", path, sizeof path) || !config_load(&m->cfg, path, err))
-        return errbuf_prefix(err, "%s", dir);
+    if (!model_read_config(dir, &m->cfg, err)) return false;
     if (!tp_check(&m->cfg, tp, err)) return false;
     m->eos_id = m->cfg.eos_id;
     m->eot_id = -1;
+    bool gguf = model_path_is_gguf(dir); /* a GGUF file holds its tokenizer */
     checkpoint_path(dir, "tokenizer.model", path, sizeof path);
-    if (access(path, F_OK) != 0) {
+    if (!gguf && access(path, F_OK) != 0) {
         log_warn("%s has no tokenizer.model: requests must give token ids", dir);
         return true;
     }
-    m->tok = tokenizer_load(path, err);
+    m->tok = model_open_tokenizer(dir, err);
     if (!m->tok) return false;
     if (tokenizer_vocab_size(m->tok) > m->cfg.vocab_size) {
-        errbuf_set(err, "%s: tokenizer.model has %d pieces but vocab_size is %d", dir, tokenizer_vocab_size(m->tok),
+        errbuf_set(err, "%s: the tokenizer has %d pieces but vocab_size is %d", dir, tokenizer_vocab_size(m->tok),
                    m->cfg.vocab_size);
         served_model_free(m);
         return false;

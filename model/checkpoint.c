@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "common/mapped_file.h"
+#include "model/gguf_config.h"
+#include "model/gguf_tokenizer.h"
 
 bool checkpoint_path(const char *dir, const char *name, char *out, size_t out_len) {
     int n = snprintf(out, out_len, "%s/%s", dir, name);
@@ -108,6 +110,35 @@ out:
     return ok;
 }
 
+bool model_path_is_gguf(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A GGUF tensor as the loader sees every tensor: shape in HF order (rows,
+ * columns), a facet dtype (0 for a ggml type facet cannot compute with). */
+static st_tensor tensor_of_gguf(const gguf_tensor *t) {
+    st_tensor s = {.name = (char *)t->name, .dtype = dtype_from_ggml(t->type), .ndim = t->n_dims,
+                   .numel = t->n_elems, .nbytes = t->nbytes, .data = t->data};
+    for (int i = 0; i < t->n_dims; i++) s.shape[i] = t->ne[t->n_dims - 1 - i];
+    return s;
+}
+
+static bool open_gguf(checkpoint *ck, const char *path, errbuf *err) {
+    ck->gguf = gguf_open(path, err);
+    if (!ck->gguf) return false;
+    if (!gguf_gemma_config(ck->gguf, &ck->config, err)) {
+        errbuf_prefix(err, "%s", path);
+        checkpoint_close(ck);
+        return false;
+    }
+    ck->n_gguf_tensors = gguf_tensor_count(ck->gguf);
+    ck->gguf_tensors = xcalloc((size_t)(ck->n_gguf_tensors ? ck->n_gguf_tensors : 1), sizeof *ck->gguf_tensors);
+    for (int i = 0; i < ck->n_gguf_tensors; i++) ck->gguf_tensors[i] = tensor_of_gguf(gguf_tensor_at(ck->gguf, i));
+    ck->norms_hold_one = true; /* llama.cpp's converter adds Gemma's 1 to every norm weight */
+    return true;
+}
+
 static bool open_checkpoint(checkpoint *ck, const char *dir, const char *root, errbuf *err) {
     memset(ck, 0, sizeof *ck);
     if (strlen(dir) >= sizeof ck->dir) return errbuf_set(err, "checkpoint path too long");
@@ -117,9 +148,10 @@ static bool open_checkpoint(checkpoint *ck, const char *dir, const char *root, e
         snprintf(ck->root, sizeof ck->root, "%s", root);
         if (!confined(ck, dir, err)) return false;
     }
+    if (model_path_is_gguf(dir)) return open_gguf(ck, dir, err);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return errbuf_set(err, "%s: not a checkpoint directory", dir);
+        return errbuf_set(err, "%s: neither a checkpoint directory nor a GGUF file", dir);
 
     char path[CHECKPOINT_PATH_MAX];
     if (!checkpoint_path(dir, "config.json", path, sizeof path)) return errbuf_set(err, "path too long");
@@ -157,6 +189,11 @@ void checkpoint_close(checkpoint *ck) {
     free(ck->files);
     ck->files = NULL;
     ck->n_files = 0;
+    free(ck->gguf_tensors);
+    ck->gguf_tensors = NULL;
+    ck->n_gguf_tensors = 0;
+    gguf_close(ck->gguf);
+    ck->gguf = NULL;
 }
 
 const st_tensor *checkpoint_find(const checkpoint *ck, const char *name) {
@@ -164,5 +201,45 @@ const st_tensor *checkpoint_find(const checkpoint *ck, const char *name) {
         const st_tensor *t = safetensors_find(&ck->files[i], name);
         if (t) return t;
     }
+    for (int i = 0; i < ck->n_gguf_tensors; i++)
+        if (strcmp(ck->gguf_tensors[i].name, name) == 0) return &ck->gguf_tensors[i];
     return NULL;
+}
+
+void checkpoint_tensor_name(const checkpoint *ck, const tensor_spec *spec, int layer, char *out, int out_len) {
+    if (ck->gguf)
+        tensor_gguf_name(spec, layer, out, out_len);
+    else
+        tensor_name(spec, &ck->config, layer, out, out_len);
+}
+
+bool model_read_config(const char *path, gemma_config *cfg, errbuf *err) {
+    if (model_path_is_gguf(path)) {
+        gguf_file *g = gguf_open(path, err); /* its errors name the file */
+        if (!g) return false;
+        bool ok = gguf_gemma_config(g, cfg, err);
+        if (!ok) errbuf_prefix(err, "%s", path);
+        gguf_close(g);
+        return ok;
+    }
+    char file[CHECKPOINT_PATH_MAX];
+    if (!checkpoint_path(path, "config.json", file, sizeof file)) return errbuf_set(err, "%s: path too long", path);
+    return config_load(cfg, file, err) || errbuf_prefix(err, "%s", path);
+}
+
+tokenizer *model_open_tokenizer(const char *path, errbuf *err) {
+    if (model_path_is_gguf(path)) {
+        gguf_file *g = gguf_open(path, err);
+        if (!g) return NULL;
+        tokenizer *tok = tokenizer_from_gguf(g, err);
+        if (!tok) errbuf_prefix(err, "%s", path);
+        gguf_close(g); /* the tokenizer keeps copies */
+        return tok;
+    }
+    char file[CHECKPOINT_PATH_MAX];
+    if (!checkpoint_path(path, "tokenizer.model", file, sizeof file)) {
+        errbuf_set(err, "%s: path too long", path);
+        return NULL;
+    }
+    return tokenizer_load(file, err);
 }

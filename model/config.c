@@ -116,6 +116,26 @@ static bool get_token_id(const cJSON *root, const char *key, int vocab, int def,
     return true;
 }
 
+static const struct {
+    gemma_arch arch;
+    const char *class_name, *model_type;
+} k_archs[] = {
+    {GEMMA_ARCH_GEMMA1, "GemmaForCausalLM", "gemma"},
+    {GEMMA_ARCH_GEMMA2, "Gemma2ForCausalLM", "gemma2"},
+    {GEMMA_ARCH_GEMMA3, "Gemma3ForCausalLM", "gemma3_text"},
+};
+
+const char *config_arch_name(gemma_arch a) {
+    for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
+        if (k_archs[i].arch == a) return k_archs[i].class_name;
+    return "unknown";
+}
+
+float config_attention_scale(const gemma_config *c) {
+    float s = c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (float)c->head_dim;
+    return 1.0f / sqrtf(s);
+}
+
 static bool check_architecture(const cJSON *root, gemma_config *cfg, errbuf *err) {
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
     const char *model_type = get_string(root, "model_type");
@@ -127,14 +147,24 @@ static bool check_architecture(const cJSON *root, gemma_config *cfg, errbuf *err
     }
     if (!arch && !model_type)
         return errbuf_set(err, "config.json: neither \"architectures\" nor \"model_type\" is given");
-    if (arch && strcmp(arch, "GemmaForCausalLM") != 0)
-        return errbuf_set(err, "config.json: architecture \"%s\" is not supported (supported: GemmaForCausalLM)",
-                          arch);
-    if (model_type && strcmp(model_type, "gemma") != 0)
-        return errbuf_set(err, "config.json: model_type \"%s\" is not supported (supported: gemma)",
-                          model_type);
-    cfg->arch = GEMMA_ARCH_GEMMA1;
-    return true;
+    if (model_type && strcmp(model_type, "gemma3") == 0)
+        return errbuf_set(err, "config.json: model_type \"gemma3\" is Gemma 3 with its vision tower "
+                               "(Gemma3ForConditionalGeneration), which is not supported: use a text-only checkpoint "
+                               "(model_type gemma3_text)");
+    for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++) {
+        bool class_ok = !arch || strcmp(arch, k_archs[i].class_name) == 0;
+        bool type_ok = !model_type || strcmp(model_type, k_archs[i].model_type) == 0;
+        if (class_ok && type_ok && (arch || model_type)) {
+            cfg->arch = k_archs[i].arch;
+            return true;
+        }
+    }
+    if (arch)
+        return errbuf_set(err, "config.json: architecture \"%s\"%s%s%s is not supported (supported: GemmaForCausalLM, "
+                               "Gemma2ForCausalLM, Gemma3ForCausalLM)", arch, model_type ? " with model_type \"" : "",
+                          model_type ? model_type : "", model_type ? "\"" : "");
+    return errbuf_set(err, "config.json: model_type \"%s\" is not supported (supported: gemma, gemma2, gemma3_text)",
+                      model_type);
 }
 
 /* Gemma's MLP is the tanh-approximated GELU. Newer configs name it in
@@ -155,22 +185,126 @@ static bool check_activation(const cJSON *root, gemma_config *cfg, errbuf *err) 
     return errbuf_set(err, "config.json: %s \"%s\" is not supported (supported: gelu_pytorch_tanh)", key, act);
 }
 
-/* RoPE: rope_theta at the top level (transformers 4), or rope_parameters
- * {"rope_type": "default", "rope_theta": ...} (transformers 5). Only the
- * default (unscaled) RoPE is Gemma 1's. */
+/* One RoPE description: {"rope_type": "default" | "linear", "rope_theta": ...,
+ * "factor": ...}. theta stays as it was when absent; factor is 1 unless linear. */
+static bool parse_rope_object(const cJSON *o, const char *where, bool linear_ok, double *theta, double *factor,
+                              errbuf *err) {
+    if (!cJSON_IsObject(o)) return errbuf_set(err, "config.json: \"%s\" must be an object", where);
+    const char *type = get_string(o, "rope_type");
+    if (!type) type = get_string(o, "type");
+    *factor = 1.0;
+    if (type && strcmp(type, "linear") == 0 && linear_ok) {
+        if (!get_double(o, "factor", 1e-3, 1e6, 1.0, factor, err)) return false;
+    } else if (type && strcmp(type, "default") != 0) {
+        return errbuf_set(err, "config.json: %s rope_type \"%s\" is not supported (supported: default%s)", where, type,
+                          linear_ok ? ", linear" : "");
+    }
+    if (cJSON_GetObjectItemCaseSensitive(o, "rope_theta")) return get_double(o, "rope_theta", 1, 1e12, *theta, theta, err);
+    return true;
+}
+
+/* RoPE. transformers 4: rope_theta at the top level, Gemma 3's
+ * rope_local_base_freq for sliding layers and rope_scaling (linear) for the
+ * others. transformers 5: rope_parameters, either one object or one per
+ * layer type ({"full_attention": {...}, "sliding_attention": {...}}). Only
+ * Gemma 3 scales (its 4B and larger models, by 8, on full-attention layers). */
 static bool get_rope(const cJSON *root, gemma_config *cfg, errbuf *err) {
+    bool gemma3 = cfg->arch == GEMMA_ARCH_GEMMA3;
+    double def_theta = gemma3 ? 1000000.0 : 10000.0, factor = 1.0;
+    if (!get_double(root, "rope_theta", 1, 1e12, def_theta, &cfg->rope_theta, err)) return false;
+    cfg->rope_local_theta = 0;
+    if (gemma3 && !get_double(root, "rope_local_base_freq", 1, 1e12, 10000.0, &cfg->rope_local_theta, err)) return false;
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (rs && !cJSON_IsNull(rs)) return errbuf_set(err, "config.json: rope_scaling is not supported");
+    if (rs && !cJSON_IsNull(rs)) {
+        if (!gemma3) return errbuf_set(err, "config.json: rope_scaling is not supported for %s", config_arch_name(cfg->arch));
+        double unused = cfg->rope_theta;
+        if (!parse_rope_object(rs, "rope_scaling", true, &unused, &factor, err)) return false;
+    }
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
     if (rp && !cJSON_IsNull(rp)) {
-        if (!cJSON_IsObject(rp)) return errbuf_set(err, "config.json: \"rope_parameters\" must be an object");
-        const char *type = get_string(rp, "rope_type");
-        if (type && strcmp(type, "default") != 0)
-            return errbuf_set(err, "config.json: rope_type \"%s\" is not supported (supported: default)", type);
-        if (cJSON_GetObjectItemCaseSensitive(rp, "rope_theta"))
-            return get_double(rp, "rope_theta", 1, 1e9, 10000.0, &cfg->rope_theta, err);
+        const cJSON *full = cJSON_GetObjectItemCaseSensitive(rp, "full_attention");
+        const cJSON *sliding = cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention");
+        if (full || sliding) {
+            if (full && !parse_rope_object(full, "rope_parameters.full_attention", gemma3, &cfg->rope_theta, &factor, err))
+                return false;
+            double f_local = 1.0;
+            if (sliding) {
+                if (!cfg->rope_local_theta) cfg->rope_local_theta = cfg->rope_theta;
+                if (!parse_rope_object(sliding, "rope_parameters.sliding_attention", false, &cfg->rope_local_theta,
+                                       &f_local, err))
+                    return false;
+            }
+        } else if (!parse_rope_object(rp, "rope_parameters", gemma3, &cfg->rope_theta, &factor, err)) {
+            return false;
+        }
     }
-    return get_double(root, "rope_theta", 1, 1e9, 10000.0, &cfg->rope_theta, err);
+    cfg->rope_global_scale = factor == 1.0 ? 0 : factor;
+    return true;
+}
+
+/* A float that may be null (disabled: 0) or absent (the architecture's default). */
+static bool get_optional_float(const cJSON *root, const char *key, double def, float *out, errbuf *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (v && cJSON_IsNull(v)) {
+        *out = 0;
+        return true;
+    }
+    double d;
+    if (!get_double(root, key, 0, 1e6, def, &d, err)) return false;
+    *out = (float)d;
+    return true;
+}
+
+/* Which layers slide: transformers 5's layer_types list, else the pattern
+ * (Gemma 2: layers 0, 2, 4, ...; Gemma 3: all but every sliding_window_pattern-th). */
+static bool get_sliding_layers(const cJSON *root, gemma_config *cfg, errbuf *err) {
+    cfg->sliding_layers = 0;
+    if (cfg->arch == GEMMA_ARCH_GEMMA1) return true;
+    int def_window = 4096;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+    if (w && cJSON_IsNull(w)) {
+        cfg->sliding_window = 0;
+        return true;
+    }
+    if (!get_int(root, "sliding_window", 1, 1 << 24, false, def_window, &cfg->sliding_window, err)) return false;
+    if (cfg->num_layers > GEMMA_MAX_SLIDING_LAYERS)
+        return errbuf_set(err, "config.json: %d layers with sliding windows: at most %d are supported", cfg->num_layers,
+                          GEMMA_MAX_SLIDING_LAYERS);
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
+    if (types && !cJSON_IsNull(types)) {
+        if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != cfg->num_layers)
+            return errbuf_set(err, "config.json: \"layer_types\" must list one type per layer (%d)", cfg->num_layers);
+        for (int l = 0; l < cfg->num_layers; l++) {
+            const cJSON *t = cJSON_GetArrayItem(types, l);
+            if (!cJSON_IsString(t))
+                return errbuf_set(err, "config.json: \"layer_types\"[%d] must be a string", l);
+            if (strcmp(t->valuestring, "sliding_attention") == 0) cfg->sliding_layers |= 1ull << l;
+            else if (strcmp(t->valuestring, "full_attention") != 0)
+                return errbuf_set(err, "config.json: \"layer_types\"[%d] \"%.40s\" is not supported "
+                                       "(supported: sliding_attention, full_attention)", l, t->valuestring);
+        }
+        return true;
+    }
+    int pattern = 2;
+    if (cfg->arch == GEMMA_ARCH_GEMMA3 &&
+        !get_int(root, "sliding_window_pattern", 1, 1024, false, 6, &pattern, err))
+        return false;
+    for (int l = 0; l < cfg->num_layers; l++)
+        if ((l + 1) % pattern != 0) cfg->sliding_layers |= 1ull << l;
+    return true;
+}
+
+/* The fields Gemma 2 and 3 add, with transformers' defaults when absent. */
+static bool get_gemma23_fields(const cJSON *root, gemma_config *cfg, errbuf *err) {
+    cfg->attn_logit_softcap = cfg->final_logit_softcap = 0;
+    cfg->query_pre_attn_scalar = 0;
+    cfg->sliding_window = 0;
+    if (cfg->arch == GEMMA_ARCH_GEMMA1) return true;
+    bool g2 = cfg->arch == GEMMA_ARCH_GEMMA2;
+    return get_optional_float(root, "attn_logit_softcapping", g2 ? 50.0 : 0, &cfg->attn_logit_softcap, err) &&
+           get_optional_float(root, "final_logit_softcapping", g2 ? 30.0 : 0, &cfg->final_logit_softcap, err) &&
+           get_optional_float(root, "query_pre_attn_scalar", 256.0, &cfg->query_pre_attn_scalar, err) &&
+           get_sliding_layers(root, cfg, err);
 }
 
 static bool check_unsupported_features(const cJSON *root, errbuf *err) {
@@ -222,7 +356,7 @@ bool config_parse_json(gemma_config *cfg, const char *json, errbuf *err) {
         !get_int(root, "vocab_size", 4, 1 << 22, true, 0, &cfg->vocab_size, err) ||
         !get_int(root, "max_position_embeddings", 1, 1 << 20, false, 8192, &cfg->max_position, err) ||
         !get_double(root, "rms_norm_eps", 0, 1, 1e-6, &cfg->rms_norm_eps, err) ||
-        !get_rope(root, cfg, err) ||
+        !get_rope(root, cfg, err) || !get_gemma23_fields(root, cfg, err) ||
         !get_token_id(root, "bos_token_id", cfg->vocab_size, 2, &cfg->bos_id, err) ||
         !get_token_id(root, "eos_token_id", cfg->vocab_size, 1, &cfg->eos_id, err) ||
         !get_token_id(root, "pad_token_id", cfg->vocab_size, 0, &cfg->pad_id, err))
@@ -249,11 +383,37 @@ bool config_load(gemma_config *cfg, const char *path, errbuf *err) {
     return ok;
 }
 
+/* In transformers 4's spelling, which transformers 5 reads too. */
+static void add_gemma23_fields(cJSON *root, const gemma_config *c) {
+    if (c->attn_logit_softcap > 0) cJSON_AddNumberToObject(root, "attn_logit_softcapping", c->attn_logit_softcap);
+    else cJSON_AddNullToObject(root, "attn_logit_softcapping");
+    if (c->final_logit_softcap > 0) cJSON_AddNumberToObject(root, "final_logit_softcapping", c->final_logit_softcap);
+    else cJSON_AddNullToObject(root, "final_logit_softcapping");
+    cJSON_AddNumberToObject(root, "query_pre_attn_scalar", c->query_pre_attn_scalar);
+    if (c->sliding_window > 0) {
+        cJSON_AddNumberToObject(root, "sliding_window", c->sliding_window);
+        cJSON *types = cJSON_AddArrayToObject(root, "layer_types");
+        for (int l = 0; l < c->num_layers; l++)
+            cJSON_AddItemToArray(types, cJSON_CreateString(config_layer_slides(c, l) ? "sliding_attention" : "full_attention"));
+    } else {
+        cJSON_AddNullToObject(root, "sliding_window");
+    }
+    if (c->arch == GEMMA_ARCH_GEMMA3) {
+        cJSON_AddNumberToObject(root, "rope_local_base_freq", c->rope_local_theta);
+        if (c->rope_global_scale > 0 && c->rope_global_scale != 1) {
+            cJSON *rs = cJSON_AddObjectToObject(root, "rope_scaling");
+            cJSON_AddStringToObject(rs, "rope_type", "linear");
+            cJSON_AddNumberToObject(rs, "factor", c->rope_global_scale);
+        }
+    }
+}
+
 char *config_to_json(const gemma_config *c) {
     cJSON *root = cJSON_CreateObject();
     cJSON *archs = cJSON_AddArrayToObject(root, "architectures");
-    cJSON_AddItemToArray(archs, cJSON_CreateString("GemmaForCausalLM"));
-    cJSON_AddStringToObject(root, "model_type", "gemma");
+    cJSON_AddItemToArray(archs, cJSON_CreateString(config_arch_name(c->arch)));
+    for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
+        if (k_archs[i].arch == c->arch) cJSON_AddStringToObject(root, "model_type", k_archs[i].model_type);
     cJSON_AddNumberToObject(root, "hidden_size", c->hidden_size);
     cJSON_AddNumberToObject(root, "intermediate_size", c->intermediate_size);
     cJSON_AddNumberToObject(root, "num_hidden_layers", c->num_layers);
@@ -272,6 +432,7 @@ char *config_to_json(const gemma_config *c) {
     cJSON_AddNumberToObject(root, "eos_token_id", c->eos_id);
     cJSON_AddNumberToObject(root, "pad_token_id", c->pad_id);
     cJSON_AddStringToObject(root, "torch_dtype", c->torch_dtype);
+    if (c->arch != GEMMA_ARCH_GEMMA1) add_gemma23_fields(root, c);
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     return s;

@@ -102,16 +102,19 @@ static bool write_tensor(FILE *f, threadpool *tp, const planned_tensor *t, uint6
 }
 
 static int plan_tensors(const gemma_config *cfg, planned_tensor **out) {
-    int n = 2 + cfg->num_layers * (TENSOR_KIND_COUNT - 2);
+    int n = 0;
+    for (int kind = 0; kind < TENSOR_KIND_COUNT; kind++)
+        if (tensor_present(&TENSOR_TABLE[kind], cfg)) n += TENSOR_TABLE[kind].per_layer ? cfg->num_layers : 1;
     planned_tensor *ts = xcalloc((size_t)n, sizeof *ts);
     int k = 0;
     for (int kind = 0; kind < TENSOR_KIND_COUNT; kind++) {
         const tensor_spec *spec = &TENSOR_TABLE[kind];
+        if (!tensor_present(spec, cfg)) continue;
         int layers = spec->per_layer ? cfg->num_layers : 1;
         for (int l = 0; l < layers; l++) {
             planned_tensor *t = &ts[k];
             t->index = k++;
-            tensor_name(spec, l, t->name, sizeof t->name);
+            tensor_name(spec, cfg, l, t->name, sizeof t->name);
             shard_slice s = tensor_shard(spec, cfg, 0, 1);
             t->ndim = spec->ndim;
             t->shape[0] = s.full[0];

@@ -3,20 +3,26 @@
 #include <stdio.h>
 
 /* clang-format off */
+#define L "model.layers.%d."
 const tensor_spec TENSOR_TABLE[TENSOR_KIND_COUNT] = {
-    /* kind               HF name                                          layer ndim dims              axis              unit          repl */
-    {TENSOR_EMBED,      "model.embed_tokens.weight",                        false, 2, {DIM_V, DIM_D},  SHARD_ROWS,       UNIT_ELEMENT, false},
-    {TENSOR_FINAL_NORM, "model.norm.weight",                                false, 1, {DIM_D},         SHARD_REPLICATED, UNIT_ELEMENT, false},
-    {TENSOR_INPUT_NORM, "model.layers.%d.input_layernorm.weight",           true,  1, {DIM_D},         SHARD_REPLICATED, UNIT_ELEMENT, false},
-    {TENSOR_Q,          "model.layers.%d.self_attn.q_proj.weight",          true,  2, {DIM_Q, DIM_D},  SHARD_ROWS,       UNIT_Q_HEAD,  false},
-    {TENSOR_K,          "model.layers.%d.self_attn.k_proj.weight",          true,  2, {DIM_KV, DIM_D}, SHARD_ROWS,       UNIT_KV_HEAD, true},
-    {TENSOR_V,          "model.layers.%d.self_attn.v_proj.weight",          true,  2, {DIM_KV, DIM_D}, SHARD_ROWS,       UNIT_KV_HEAD, true},
-    {TENSOR_O,          "model.layers.%d.self_attn.o_proj.weight",          true,  2, {DIM_D, DIM_Q},  SHARD_COLS,       UNIT_Q_HEAD,  false},
-    {TENSOR_POST_NORM,  "model.layers.%d.post_attention_layernorm.weight",  true,  1, {DIM_D},         SHARD_REPLICATED, UNIT_ELEMENT, false},
-    {TENSOR_GATE,       "model.layers.%d.mlp.gate_proj.weight",             true,  2, {DIM_F, DIM_D},  SHARD_ROWS,       UNIT_ELEMENT, false},
-    {TENSOR_UP,         "model.layers.%d.mlp.up_proj.weight",               true,  2, {DIM_F, DIM_D},  SHARD_ROWS,       UNIT_ELEMENT, false},
-    {TENSOR_DOWN,       "model.layers.%d.mlp.down_proj.weight",             true,  2, {DIM_D, DIM_F},  SHARD_COLS,       UNIT_ELEMENT, false},
+    /* kind                 HF name                                    Gemma 1's         GGUF name                         archs      layer  ndim dims              axis              unit          repl */
+    {TENSOR_EMBED,          "model.embed_tokens.weight",               NULL,             "token_embd.weight",              ARCHS_ALL, false, 2, {DIM_V, DIM_D},  SHARD_ROWS,       UNIT_ELEMENT, false},
+    {TENSOR_FINAL_NORM,     "model.norm.weight",                       NULL,             "output_norm.weight",             ARCHS_ALL, false, 1, {DIM_D},         SHARD_REPLICATED, UNIT_ELEMENT, false},
+    {TENSOR_INPUT_NORM,     L "input_layernorm.weight",                NULL,             "blk.%d.attn_norm.weight",        ARCHS_ALL, true,  1, {DIM_D},         SHARD_REPLICATED, UNIT_ELEMENT, false},
+    {TENSOR_Q,              L "self_attn.q_proj.weight",               NULL,             "blk.%d.attn_q.weight",           ARCHS_ALL, true,  2, {DIM_Q, DIM_D},  SHARD_ROWS,       UNIT_Q_HEAD,  false},
+    {TENSOR_K,              L "self_attn.k_proj.weight",               NULL,             "blk.%d.attn_k.weight",           ARCHS_ALL, true,  2, {DIM_KV, DIM_D}, SHARD_ROWS,       UNIT_KV_HEAD, true},
+    {TENSOR_V,              L "self_attn.v_proj.weight",               NULL,             "blk.%d.attn_v.weight",           ARCHS_ALL, true,  2, {DIM_KV, DIM_D}, SHARD_ROWS,       UNIT_KV_HEAD, true},
+    {TENSOR_O,              L "self_attn.o_proj.weight",               NULL,             "blk.%d.attn_output.weight",      ARCHS_ALL, true,  2, {DIM_D, DIM_Q},  SHARD_COLS,       UNIT_Q_HEAD,  false},
+    {TENSOR_PRE_FFN_NORM,   L "pre_feedforward_layernorm.weight",      L "post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", ARCHS_ALL, true, 1, {DIM_D}, SHARD_REPLICATED, UNIT_ELEMENT, false},
+    {TENSOR_GATE,           L "mlp.gate_proj.weight",                  NULL,             "blk.%d.ffn_gate.weight",         ARCHS_ALL, true,  2, {DIM_F, DIM_D},  SHARD_ROWS,       UNIT_ELEMENT, false},
+    {TENSOR_UP,             L "mlp.up_proj.weight",                    NULL,             "blk.%d.ffn_up.weight",           ARCHS_ALL, true,  2, {DIM_F, DIM_D},  SHARD_ROWS,       UNIT_ELEMENT, false},
+    {TENSOR_DOWN,           L "mlp.down_proj.weight",                  NULL,             "blk.%d.ffn_down.weight",         ARCHS_ALL, true,  2, {DIM_D, DIM_F},  SHARD_COLS,       UNIT_ELEMENT, false},
+    {TENSOR_POST_ATTN_NORM, L "post_attention_layernorm.weight",       NULL,             "blk.%d.post_attention_norm.weight", ARCHS_2_3, true, 1, {DIM_D},       SHARD_REPLICATED, UNIT_ELEMENT, false},
+    {TENSOR_POST_FFN_NORM,  L "post_feedforward_layernorm.weight",     NULL,             "blk.%d.post_ffw_norm.weight",    ARCHS_2_3, true,  1, {DIM_D},         SHARD_REPLICATED, UNIT_ELEMENT, false},
+    {TENSOR_Q_NORM,         L "self_attn.q_norm.weight",               NULL,             "blk.%d.attn_q_norm.weight",      ARCHS_3,   true,  1, {DIM_HD},        SHARD_REPLICATED, UNIT_ELEMENT, false},
+    {TENSOR_K_NORM,         L "self_attn.k_norm.weight",               NULL,             "blk.%d.attn_k_norm.weight",      ARCHS_3,   true,  1, {DIM_HD},        SHARD_REPLICATED, UNIT_ELEMENT, false},
 };
+#undef L
 /* clang-format on */
 
 int64_t config_dim(const gemma_config *cfg, dim_sym d) {
@@ -26,16 +32,28 @@ int64_t config_dim(const gemma_config *cfg, dim_sym d) {
     case DIM_KV: return (int64_t)cfg->num_kv_heads * cfg->head_dim;
     case DIM_F: return cfg->intermediate_size;
     case DIM_V: return cfg->vocab_size;
+    case DIM_HD: return cfg->head_dim;
     case DIM_NONE: break;
     }
     return 1;
 }
 
-void tensor_name(const tensor_spec *spec, int layer, char *out, int out_len) {
-    if (spec->per_layer)
-        snprintf(out, (size_t)out_len, spec->hf_name, layer);
+bool tensor_present(const tensor_spec *spec, const gemma_config *cfg) { return (spec->archs >> cfg->arch) & 1u; }
+
+static void format_name(const char *fmt, bool per_layer, int layer, char *out, int out_len) {
+    if (per_layer)
+        snprintf(out, (size_t)out_len, fmt, layer);
     else
-        snprintf(out, (size_t)out_len, "%s", spec->hf_name);
+        snprintf(out, (size_t)out_len, "%s", fmt);
+}
+
+void tensor_name(const tensor_spec *spec, const gemma_config *cfg, int layer, char *out, int out_len) {
+    const char *fmt = cfg->arch == GEMMA_ARCH_GEMMA1 && spec->hf_name_1 ? spec->hf_name_1 : spec->hf_name;
+    format_name(fmt, spec->per_layer, layer, out, out_len);
+}
+
+void tensor_gguf_name(const tensor_spec *spec, int layer, char *out, int out_len) {
+    format_name(spec->gguf_name, spec->per_layer, layer, out, out_len);
 }
 
 bool tp_check(const gemma_config *cfg, int tp, errbuf *err) {

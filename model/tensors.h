@@ -14,22 +14,26 @@
 #include "model/config.h"
 
 typedef enum {
-    TENSOR_EMBED,      /* model.embed_tokens.weight          (V, d), also the LM head */
-    TENSOR_FINAL_NORM, /* model.norm.weight                  (d) */
-    TENSOR_INPUT_NORM, /* model.layers.N.input_layernorm     (d) */
-    TENSOR_Q,          /* self_attn.q_proj                   (H*hd, d) */
-    TENSOR_K,          /* self_attn.k_proj                   (K*hd, d) */
-    TENSOR_V,          /* self_attn.v_proj                   (K*hd, d) */
-    TENSOR_O,          /* self_attn.o_proj                   (d, H*hd) */
-    TENSOR_POST_NORM,  /* model.layers.N.post_attention_layernorm (d) */
-    TENSOR_GATE,       /* mlp.gate_proj                      (F, d) */
-    TENSOR_UP,         /* mlp.up_proj                        (F, d) */
-    TENSOR_DOWN,       /* mlp.down_proj                      (d, F) */
+    TENSOR_EMBED,          /* model.embed_tokens.weight          (V, d), also the LM head */
+    TENSOR_FINAL_NORM,     /* model.norm.weight                  (d) */
+    TENSOR_INPUT_NORM,     /* model.layers.N.input_layernorm     (d): before attention */
+    TENSOR_Q,              /* self_attn.q_proj                   (H*hd, d) */
+    TENSOR_K,              /* self_attn.k_proj                   (K*hd, d) */
+    TENSOR_V,              /* self_attn.v_proj                   (K*hd, d) */
+    TENSOR_O,              /* self_attn.o_proj                   (d, H*hd) */
+    TENSOR_PRE_FFN_NORM,   /* before the MLP: Gemma 1 names it post_attention_layernorm (d) */
+    TENSOR_GATE,           /* mlp.gate_proj                      (F, d) */
+    TENSOR_UP,             /* mlp.up_proj                        (F, d) */
+    TENSOR_DOWN,           /* mlp.down_proj                      (d, F) */
+    TENSOR_POST_ATTN_NORM, /* Gemma 2/3: on the attention's output (d) */
+    TENSOR_POST_FFN_NORM,  /* Gemma 2/3: on the MLP's output     (d) */
+    TENSOR_Q_NORM,         /* Gemma 3: on each query head        (hd) */
+    TENSOR_K_NORM,         /* Gemma 3: on each key head          (hd) */
     TENSOR_KIND_COUNT
 } tensor_kind;
 
 /* A symbolic dimension, resolved against a config. */
-typedef enum { DIM_NONE = 0, DIM_D, DIM_Q, DIM_KV, DIM_F, DIM_V } dim_sym;
+typedef enum { DIM_NONE = 0, DIM_D, DIM_Q, DIM_KV, DIM_F, DIM_V, DIM_HD } dim_sym;
 
 typedef enum {
     SHARD_REPLICATED, /* every rank holds all of it (norms) */
@@ -43,9 +47,17 @@ typedef enum {
     UNIT_KV_HEAD, /* split on kv-head boundaries, or replicate when K < tp */
 } shard_unit;
 
+/* Which architectures have a tensor (bits of 1 << gemma_arch). */
+#define ARCHS_ALL ((1u << GEMMA_ARCH_GEMMA1) | (1u << GEMMA_ARCH_GEMMA2) | (1u << GEMMA_ARCH_GEMMA3))
+#define ARCHS_2_3 ((1u << GEMMA_ARCH_GEMMA2) | (1u << GEMMA_ARCH_GEMMA3))
+#define ARCHS_3 (1u << GEMMA_ARCH_GEMMA3)
+
 typedef struct tensor_spec {
     tensor_kind kind;
-    const char *hf_name; /* printf format; "%d" is the layer for per-layer tensors */
+    const char *hf_name;   /* printf format; "%d" is the layer for per-layer tensors */
+    const char *hf_name_1; /* Gemma 1's name where it differs, else NULL */
+    const char *gguf_name; /* the name in GGUF files (llama.cpp's convention) */
+    unsigned archs;        /* ARCHS_*: which architectures have it */
     bool per_layer;
     int ndim;
     dim_sym dims[2];
@@ -66,7 +78,11 @@ typedef struct shard_slice {
 } shard_slice;
 
 int64_t config_dim(const gemma_config *cfg, dim_sym d);
-void tensor_name(const tensor_spec *spec, int layer, char *out, int out_len);
+/* Does a model of this configuration have the tensor? */
+bool tensor_present(const tensor_spec *spec, const gemma_config *cfg);
+/* The tensor's HF name in this architecture, or its GGUF name. */
+void tensor_name(const tensor_spec *spec, const gemma_config *cfg, int layer, char *out, int out_len);
+void tensor_gguf_name(const tensor_spec *spec, int layer, char *out, int out_len);
 
 /* [begin, end) of part `rank` when n units are split over tp parts (parts
  * differ by at most one unit). */

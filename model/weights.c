@@ -31,18 +31,24 @@ static float element_f32(const st_tensor *t, size_t i) {
     }
 }
 
-/* The tensor of spec (for a layer), checked against the config's shape. */
+static bool plain_float(dtype t) { return t == DTYPE_BF16 || t == DTYPE_F16 || t == DTYPE_F32; }
+
+/* The tensor of spec (for a layer), checked against the config's shape and
+ * for a dtype facet computes with (norms: plain floats only). */
 static const st_tensor *find_checked(const checkpoint *ck, const tensor_spec *spec, int layer,
                                      const shard_slice *s, errbuf *err) {
     char name[256];
-    tensor_name(spec, layer, name, sizeof name);
+    checkpoint_tensor_name(ck, spec, layer, name, sizeof name);
     const st_tensor *t = checkpoint_find(ck, name);
     if (!t) {
         errbuf_set(err, "%s: the checkpoint has no tensor \"%s\"", ck->dir, name);
         return NULL;
     }
-    if (t->dtype != DTYPE_BF16 && t->dtype != DTYPE_F16 && t->dtype != DTYPE_F32) {
-        errbuf_set(err, "%s: tensor \"%s\" has dtype %s (expected BF16, F16 or F32)", ck->dir, name, dtype_name(t->dtype));
+    bool matrix = spec->ndim == 2;
+    if (!plain_float(t->dtype) && !(matrix && dtype_is_quantized(t->dtype))) {
+        errbuf_set(err, "%s: tensor \"%s\" has dtype %s (expected BF16, F16 or F32%s)", ck->dir, name,
+                   t->dtype ? dtype_name(t->dtype) : "of a kind facet cannot compute with",
+                   matrix ? ", or a GGUF block format: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K" : "");
         return NULL;
     }
     bool ok = t->ndim == spec->ndim && t->shape[0] == s->full[0] && (spec->ndim == 1 || t->shape[1] == s->full[1]);
@@ -52,17 +58,42 @@ static const st_tensor *find_checked(const checkpoint *ck, const tensor_spec *sp
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         if (spec->ndim == 1) snprintf(want, sizeof want, "%lld", (long long)s->full[0]);
         else snprintf(want, sizeof want, "%lld, %lld", (long long)s->full[0], (long long)s->full[1]);
-        errbuf_set(err, "%s: tensor \"%s\" has shape [%s], but config.json implies [%s]", ck->dir, name, got, want);
+        errbuf_set(err, "%s: tensor \"%s\" has shape [%s], but the model's configuration implies [%s]", ck->dir, name,
+                   got, want);
         return NULL;
     }
     return t;
 }
 
+/* A quantized matrix keeps its blocks: rows [b, e) (SHARD_ROWS) are whole
+ * rows; columns [b, e) (SHARD_COLS) must start and end on block boundaries
+ * (a split that would cut a block is refused, naming the tensor). */
+static bool copy_quantized_slice(weight_matrix *m, const st_tensor *t, const shard_slice *s, size_t *bytes,
+                                 errbuf *err) {
+    int64_t be = dtype_block_elems(t->dtype), full_cols = s->full[1];
+    int64_t col0 = s->axis == SHARD_COLS ? s->begin : 0, row0 = s->axis == SHARD_ROWS ? s->begin : 0;
+    if (col0 % be != 0 || m->cols % be != 0)
+        return errbuf_set(err, "tensor \"%s\" (%s, blocks of %lld) cannot be split here: this rank's columns [%lld, %lld) "
+                               "would cut a block; use another tensor-parallel size",
+                          t->name, dtype_name(t->dtype), (long long)be, (long long)col0, (long long)(col0 + m->cols));
+    size_t full_row = dtype_row_bytes(t->dtype, full_cols), row = dtype_row_bytes(t->dtype, m->cols);
+    size_t skip = dtype_row_bytes(t->dtype, col0);
+    uint8_t *dst = alloc_aligned((size_t)m->rows * row);
+    if (!dst) return errbuf_set(err, "out of memory: tensor \"%s\" needs %zu MiB", t->name, ((size_t)m->rows * row) >> 20);
+    for (int64_t r = 0; r < m->rows; r++) memcpy(dst + (size_t)r * row, t->data + (size_t)(row0 + r) * full_row + skip, row);
+    m->dtype = t->dtype;
+    m->data = dst;
+    *bytes += (size_t)m->rows * row;
+    return true;
+}
+
 /* Copies this rank's slice of a matrix: rows [b, e) for SHARD_ROWS, columns
- * [b, e) of every row for SHARD_COLS. bf16 stays bf16; others become f32. */
+ * [b, e) of every row for SHARD_COLS. bf16 stays bf16, quantized blocks
+ * stay quantized; others become f32. */
 static bool copy_slice(weight_matrix *m, const st_tensor *t, const shard_slice *s, size_t *bytes, errbuf *err) {
     m->rows = (int)s->local[0];
     m->cols = (int)s->local[1];
+    if (dtype_is_quantized(t->dtype)) return copy_quantized_slice(m, t, s, bytes, err);
     m->dtype = t->dtype == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F32;
     size_t esz = dtype_size(m->dtype);
     size_t n = (size_t)m->rows * m->cols;
@@ -101,15 +132,19 @@ static bool load_matrix(weight_matrix *m, const checkpoint *ck, tensor_kind kind
     return load_matrix_dtype(m, ck, kind, layer, rank, tp, bytes, NULL, err);
 }
 
-/* Norm weights are replicated; stored as 1 + w in fp32 (HF: 1.0 + w.float()). */
+/* Norm weights are replicated; stored as 1 + w in fp32 (HF: 1.0 + w.float()).
+ * A tensor the architecture lacks stays NULL. */
 static bool load_norm(float **out, const checkpoint *ck, tensor_kind kind, int layer, size_t *bytes, errbuf *err) {
     const tensor_spec *spec = &TENSOR_TABLE[kind];
+    *out = NULL;
+    if (!tensor_present(spec, &ck->config)) return true;
     shard_slice s = tensor_shard(spec, &ck->config, 0, 1);
     const st_tensor *t = find_checked(ck, spec, layer, &s, err);
     if (!t) return false;
     float *w = alloc_aligned((size_t)s.full[0] * sizeof *w);
     if (!w) return errbuf_set(err, "out of memory loading \"%s\"", t->name);
-    for (int64_t i = 0; i < s.full[0]; i++) w[i] = 1.0f + element_f32(t, (size_t)i);
+    float one = ck->norms_hold_one ? 0.0f : 1.0f; /* GGUF files hold 1 + w already */
+    for (int64_t i = 0; i < s.full[0]; i++) w[i] = one + element_f32(t, (size_t)i);
     *out = w;
     *bytes += (size_t)s.full[0] * sizeof *w;
     return true;
@@ -132,10 +167,14 @@ bool weights_load(model_weights *w, const checkpoint *ck, int rank, int tp, errb
              load_matrix(&lw->k, ck, TENSOR_K, l, rank, tp, b, err) &&
              load_matrix(&lw->v, ck, TENSOR_V, l, rank, tp, b, err) &&
              load_matrix(&lw->o, ck, TENSOR_O, l, rank, tp, b, err) &&
-             load_norm(&lw->post_norm, ck, TENSOR_POST_NORM, l, b, err) &&
+             load_norm(&lw->q_norm, ck, TENSOR_Q_NORM, l, b, err) &&
+             load_norm(&lw->k_norm, ck, TENSOR_K_NORM, l, b, err) &&
+             load_norm(&lw->post_attn_norm, ck, TENSOR_POST_ATTN_NORM, l, b, err) &&
+             load_norm(&lw->pre_ffn_norm, ck, TENSOR_PRE_FFN_NORM, l, b, err) &&
              load_matrix(&lw->gate, ck, TENSOR_GATE, l, rank, tp, b, err) &&
              load_matrix(&lw->up, ck, TENSOR_UP, l, rank, tp, b, err) &&
-             load_matrix(&lw->down, ck, TENSOR_DOWN, l, rank, tp, b, err);
+             load_matrix(&lw->down, ck, TENSOR_DOWN, l, rank, tp, b, err) &&
+             load_norm(&lw->post_ffn_norm, ck, TENSOR_POST_FFN_NORM, l, b, err);
     }
     if (!ok) weights_free(w);
     return ok;
@@ -156,6 +195,8 @@ static bool random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, u
 }
 
 static bool unit_norm(float **out, int d, size_t *bytes, errbuf *err) {
+    *out = NULL;
+    if (d == 0) return true; /* absent in this architecture */
     float *w = alloc_aligned((size_t)d * sizeof *w);
     if (!w) return errbuf_set(err, "out of memory");
     for (int i = 0; i < d; i++) w[i] = 1.0f;
@@ -180,7 +221,10 @@ bool weights_random(model_weights *w, const gemma_config *cfg, int rank, int tp,
     for (int l = 0; ok && l < cfg->num_layers; l++) {
         layer_weights *lw = &w->layers[l];
         uint64_t id = 1 + 8 * (uint64_t)l;
-        ok = unit_norm(&lw->input_norm, d, b, err) && unit_norm(&lw->post_norm, d, b, err) &&
+        int sandwich = config_sandwich_norms(cfg) ? d : 0, qk = config_qk_norm(cfg) ? hd : 0;
+        ok = unit_norm(&lw->input_norm, d, b, err) && unit_norm(&lw->pre_ffn_norm, d, b, err) &&
+             unit_norm(&lw->post_attn_norm, sandwich, b, err) && unit_norm(&lw->post_ffn_norm, sandwich, b, err) &&
+             unit_norm(&lw->q_norm, qk, b, err) && unit_norm(&lw->k_norm, qk, b, err) &&
              random_matrix(&lw->q, t->n_heads * hd, d, seed, id, b, err) &&
              random_matrix(&lw->k, t->n_kv_heads * hd, d, seed, id + 1, b, err) &&
              random_matrix(&lw->v, t->n_kv_heads * hd, d, seed, id + 2, b, err) &&
@@ -198,7 +242,11 @@ void weights_free(model_weights *w) {
         for (int l = 0; l < w->cfg.num_layers; l++) {
             layer_weights *lw = &w->layers[l];
             free(lw->input_norm);
-            free(lw->post_norm);
+            free(lw->pre_ffn_norm);
+            free(lw->post_attn_norm);
+            free(lw->post_ffn_norm);
+            free(lw->q_norm);
+            free(lw->k_norm);
             free((void *)lw->q.data);
             free((void *)lw->k.data);
             free((void *)lw->v.data);

@@ -14,15 +14,19 @@
 #include "model/tensors.h"
 
 typedef struct layer_weights {
-    float *input_norm;   /* (d)            1 + w */
-    weight_matrix q;     /* (H_r * hd, d)  column parallel */
-    weight_matrix k;     /* (K_r * hd, d) */
-    weight_matrix v;     /* (K_r * hd, d) */
-    weight_matrix o;     /* (d, H_r * hd)  row parallel: all-reduce after */
-    float *post_norm;    /* (d)            1 + w */
-    weight_matrix gate;  /* (F_r, d) */
-    weight_matrix up;    /* (F_r, d) */
-    weight_matrix down;  /* (d, F_r)       row parallel: all-reduce after */
+    float *input_norm;     /* (d)            1 + w */
+    weight_matrix q;       /* (H_r * hd, d)  column parallel */
+    weight_matrix k;       /* (K_r * hd, d) */
+    weight_matrix v;       /* (K_r * hd, d) */
+    float *q_norm;         /* (hd)           1 + w, Gemma 3 (else NULL): each query head */
+    float *k_norm;         /* (hd)           1 + w, Gemma 3 (else NULL): each key head */
+    weight_matrix o;       /* (d, H_r * hd)  row parallel: all-reduce after */
+    float *post_attn_norm; /* (d)            1 + w, Gemma 2/3 (else NULL): the attention's output */
+    float *pre_ffn_norm;   /* (d)            1 + w: before the MLP */
+    weight_matrix gate;    /* (F_r, d) */
+    weight_matrix up;      /* (F_r, d) */
+    weight_matrix down;    /* (d, F_r)       row parallel: all-reduce after */
+    float *post_ffn_norm;  /* (d)            1 + w, Gemma 2/3 (else NULL): the MLP's output */
 } layer_weights;
 
 typedef struct model_weights {

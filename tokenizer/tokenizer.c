@@ -1,5 +1,6 @@
-/* tokenizer.c — loading tokenizer.model and SentencePiece BPE encoding.
- * The algorithm is described in tokenizer.h; decoding is in decode.c. */
+/* tokenizer.c — building a tokenizer (from tokenizer.model or from arrays,
+ * both through build_vocab) and SentencePiece BPE encoding. The algorithm
+ * is described in tokenizer.h; decoding is in decode.c. */
 #include "tokenizer/tokenizer_impl.h"
 #include "common/alloc.h"
 
@@ -9,6 +10,7 @@
 
 #include "common/mapped_file.h"
 #include "common/utf8.h"
+#include "sentencepiece/sentencepiece_model.pb-c.h"
 
 #define SPACE_MARK "\xE2\x96\x81" /* U+2581, SentencePiece's visible space */
 
@@ -115,7 +117,11 @@ static size_t user_defined_match(const tokenizer *tok, const uint8_t *s, size_t 
     return best;
 }
 
-/* ---- loading ------------------------------------------------------------ */
+/* ---- building ----------------------------------------------------------- */
+
+#define MAX_PIECES (1 << 24)
+#define MAX_PIECE_BYTES (1u << 16)
+#define DEFAULT_UNK_SURFACE " \xE2\x81\x87 " /* " ⁇ ", SentencePiece's default */
 
 static bool parse_byte_piece(const char *s, size_t len, int *byte) {
     static const char hex[] = "0123456789ABCDEF";
@@ -125,6 +131,79 @@ static bool parse_byte_piece(const char *s, size_t len, int *byte) {
     *byte = (int)((h - hex) * 16 + (l - hex));
     return true;
 }
+
+/* Copies every piece's bytes into tok->text and points the records there. */
+static bool copy_pieces(tokenizer *tok, const tokenizer_vocab *v, errbuf *err) {
+    size_t total = 0;
+    for (int i = 0; i < v->n; i++) {
+        if (v->piece_lens[i] == 0) return errbuf_set(err, "piece %d is empty", i);
+        if (v->piece_lens[i] > MAX_PIECE_BYTES) return errbuf_set(err, "piece %d is over %u bytes", i, MAX_PIECE_BYTES);
+        total += v->piece_lens[i]; /* at most 2^24 pieces of 2^16 bytes: no overflow */
+    }
+    tok->text = xmalloc(total + 1);
+    tok->n = v->n;
+    tok->pieces = xcalloc((size_t)tok->n, sizeof *tok->pieces);
+    char *at = tok->text;
+    for (int i = 0; i < v->n; i++) {
+        piece_rec *p = &tok->pieces[i];
+        memcpy(at, v->pieces[i], v->piece_lens[i]);
+        p->text = at;
+        p->len = (uint32_t)v->piece_lens[i];
+        p->score = v->scores[i];
+        if (v->types[i] < PIECE_NORMAL || v->types[i] > PIECE_BYTE)
+            return errbuf_set(err, "piece %d has unknown type %d", i, (int)v->types[i]);
+        p->type = (uint8_t)v->types[i];
+        at += p->len;
+    }
+    return true;
+}
+
+/* Files piece i in its map and, by type, the trie, the unknown id or the
+ * byte table. */
+static bool index_piece(tokenizer *tok, int i, errbuf *err) {
+    const piece_rec *p = &tok->pieces[i];
+    bool normal = p->type == PIECE_NORMAL || p->type == PIECE_USER_DEFINED || p->type == PIECE_UNUSED;
+    if (!piece_map_insert(tok, normal ? &tok->normal : &tok->reserved, i))
+        return errbuf_set(err, "piece %d \"%.*s\" is defined twice", i, (int)(p->len > 40 ? 40 : p->len), p->text);
+    if (p->type == PIECE_USER_DEFINED) trie_insert(tok, p->text, p->len);
+    if (p->type == PIECE_UNKNOWN) {
+        if (tok->unk_id >= 0) return errbuf_set(err, "more than one unknown piece (%d and %d)", tok->unk_id, i);
+        tok->unk_id = i;
+    }
+    if (p->type == PIECE_BYTE) {
+        int b;
+        if (!tok->byte_fallback) return errbuf_set(err, "byte piece %d present although byte_fallback is off", i);
+        if (!parse_byte_piece(p->text, p->len, &b))
+            return errbuf_set(err, "byte piece %d is not of the form <0xHH>", i);
+        tok->byte_id[b] = i;
+    }
+    return true;
+}
+
+/* The one builder, whatever the source: tok's options (byte_fallback,
+ * add_dummy_prefix, escape_whitespaces, unk_surface) are set; this copies
+ * and indexes the pieces and takes the special ids (already in range or
+ * -1) from v. */
+static bool build_vocab(tokenizer *tok, const tokenizer_vocab *v, errbuf *err) {
+    if (v->n <= 0 || v->n > MAX_PIECES) return errbuf_set(err, "the vocabulary has %d pieces", v->n);
+    if (!copy_pieces(tok, v, err)) return false;
+    piece_map_init(&tok->normal, tok->n);
+    piece_map_init(&tok->reserved, tok->n);
+    tok->unk_id = -1;
+    for (int b = 0; b < 256; b++) tok->byte_id[b] = -1;
+    for (int i = 0; i < tok->n; i++)
+        if (!index_piece(tok, i, err)) return false;
+    if (tok->unk_id < 0) return errbuf_set(err, "no unknown piece is defined");
+    if (tok->byte_fallback)
+        for (int b = 0; b < 256; b++)
+            if (tok->byte_id[b] < 0) return errbuf_set(err, "byte_fallback is on but piece <0x%02X> is missing", b);
+    tok->bos_id = v->bos_id;
+    tok->eos_id = v->eos_id;
+    tok->pad_id = v->pad_id;
+    return true;
+}
+
+/* ---- from a tokenizer.model ---------------------------------------------- */
 
 static bool check_specs(tokenizer *tok, const Sentencepiece__ModelProto *mp, errbuf *err) {
     const Sentencepiece__TrainerSpec *ts = mp->trainer_spec;
@@ -156,49 +235,49 @@ static bool check_specs(tokenizer *tok, const Sentencepiece__ModelProto *mp, err
     return true;
 }
 
-static bool load_pieces(tokenizer *tok, const Sentencepiece__ModelProto *mp, errbuf *err) {
-    tok->n = (int)mp->n_pieces;
-    tok->pieces = xcalloc((size_t)tok->n, sizeof *tok->pieces);
-    piece_map_init(&tok->normal, tok->n);
-    piece_map_init(&tok->reserved, tok->n);
-    tok->unk_id = -1;
-    for (int b = 0; b < 256; b++) tok->byte_id[b] = -1;
-    for (int i = 0; i < tok->n; i++) {
-        const Sentencepiece__ModelProto__SentencePiece *sp = mp->pieces[i];
-        piece_rec *p = &tok->pieces[i];
-        p->text = (const char *)sp->piece.data;
-        p->len = (uint32_t)sp->piece.len;
-        p->score = sp->score;
-        p->type = (uint8_t)(sp->has_type ? sp->type : PIECE_NORMAL);
-        if (!sp->has_piece || p->len == 0) return errbuf_set(err, "piece %d is empty", i);
-        if (sp->type < PIECE_NORMAL || sp->type > PIECE_BYTE)
-            return errbuf_set(err, "piece %d has unknown type %d", i, (int)sp->type);
-        bool normal = p->type == PIECE_NORMAL || p->type == PIECE_USER_DEFINED || p->type == PIECE_UNUSED;
-        if (!piece_map_insert(tok, normal ? &tok->normal : &tok->reserved, i))
-            return errbuf_set(err, "piece %d \"%.*s\" is defined twice", i, (int)(p->len > 40 ? 40 : p->len), p->text);
-        if (p->type == PIECE_USER_DEFINED) trie_insert(tok, p->text, p->len);
-        if (p->type == PIECE_UNKNOWN) {
-            if (tok->unk_id >= 0) return errbuf_set(err, "more than one unknown piece");
-            tok->unk_id = i;
-        }
-        if (p->type == PIECE_BYTE) {
-            int b;
-            if (!tok->byte_fallback) return errbuf_set(err, "byte piece %d present although byte_fallback is off", i);
-            if (!parse_byte_piece(p->text, p->len, &b)) return errbuf_set(err, "byte piece %d is not of the form <0xHH>", i);
-            tok->byte_id[b] = i;
-        }
-    }
-    if (tok->unk_id < 0) return errbuf_set(err, "no unknown piece is defined");
-    if (tok->byte_fallback)
-        for (int b = 0; b < 256; b++)
-            if (tok->byte_id[b] < 0) return errbuf_set(err, "byte_fallback is on but piece <0x%02X> is missing", b);
-    return true;
+/* A special id from trainer_spec, if it names a piece (else -1, as spm). */
+static int special_id(int n, bool has, int32_t id, int def) {
+    int v = has ? id : def;
+    return v >= 0 && v < n ? v : -1;
 }
 
-/* A special id from trainer_spec, if it names a piece. */
-static int special_id(const tokenizer *tok, bool has, int32_t id, int def) {
-    int v = has ? id : def;
-    return v >= 0 && v < tok->n ? v : -1;
+/* The proto's pieces as arrays pointing into it. */
+typedef struct {
+    tokenizer_vocab v;
+    const char **pieces;
+    size_t *lens;
+    float *scores;
+    int32_t *types;
+} proto_vocab;
+
+static void proto_vocab_make(proto_vocab *pv, const Sentencepiece__ModelProto *mp) {
+    int n = (int)mp->n_pieces;
+    const Sentencepiece__TrainerSpec *ts = mp->trainer_spec;
+    pv->pieces = xcalloc((size_t)n, sizeof *pv->pieces);
+    pv->lens = xcalloc((size_t)n, sizeof *pv->lens);
+    pv->scores = xcalloc((size_t)n, sizeof *pv->scores);
+    pv->types = xcalloc((size_t)n, sizeof *pv->types);
+    for (int i = 0; i < n; i++) {
+        const Sentencepiece__ModelProto__SentencePiece *sp = mp->pieces[i];
+        pv->pieces[i] = (const char *)sp->piece.data;
+        pv->lens[i] = sp->has_piece ? sp->piece.len : 0;
+        pv->scores[i] = sp->score;
+        pv->types[i] = sp->has_type ? sp->type : PIECE_NORMAL;
+    }
+    pv->v = (tokenizer_vocab){
+        .n = n, .pieces = pv->pieces, .piece_lens = pv->lens, .scores = pv->scores, .types = pv->types,
+        .bos_id = special_id(n, ts->has_bos_id, ts->bos_id, 1),
+        .eos_id = special_id(n, ts->has_eos_id, ts->eos_id, 2),
+        .pad_id = special_id(n, ts->has_pad_id, ts->pad_id, -1),
+        .unk_id = -1, /* the UNKNOWN piece, wherever it is */
+    };
+}
+
+static void proto_vocab_free(proto_vocab *pv) {
+    free(pv->pieces);
+    free(pv->lens);
+    free(pv->scores);
+    free(pv->types);
 }
 
 tokenizer *tokenizer_parse(const uint8_t *data, size_t len, errbuf *err) {
@@ -208,39 +287,90 @@ tokenizer *tokenizer_parse(const uint8_t *data, size_t len, errbuf *err) {
         return NULL;
     }
     tokenizer *tok = xcalloc(1, sizeof *tok);
-    tok->proto = mp;
-    if (mp->n_pieces == 0 || mp->n_pieces > (1u << 24)) {
+    proto_vocab pv = {0};
+    bool ok = false;
+    if (mp->n_pieces == 0 || mp->n_pieces > MAX_PIECES) {
         errbuf_set(err, "the model has %zu pieces", mp->n_pieces);
-        goto fail;
+        goto out;
     }
-    if (!check_specs(tok, mp, err) || !load_pieces(tok, mp, err)) goto fail;
-    const Sentencepiece__TrainerSpec *ts = mp->trainer_spec;
-    tok->bos_id = special_id(tok, ts->has_bos_id, ts->bos_id, 1);
-    tok->eos_id = special_id(tok, ts->has_eos_id, ts->eos_id, 2);
-    tok->pad_id = special_id(tok, ts->has_pad_id, ts->pad_id, -1);
-    tok->unk_surface = ts->unk_surface ? ts->unk_surface : " \xE2\x81\x87 ";
+    if (!check_specs(tok, mp, err)) goto out;
+    proto_vocab_make(&pv, mp);
+    ok = build_vocab(tok, &pv.v, err);
+    tok->unk_surface = xstrdup(mp->trainer_spec->unk_surface ? mp->trainer_spec->unk_surface : DEFAULT_UNK_SURFACE);
+out:
+    proto_vocab_free(&pv);
+    sentencepiece__model_proto__free_unpacked(mp, NULL); /* the tokenizer copied what it keeps */
+    if (!ok) {
+        tokenizer_free(tok);
+        return NULL;
+    }
     return tok;
-fail:
-    tokenizer_free(tok);
-    return NULL;
 }
 
 tokenizer *tokenizer_load(const char *path, errbuf *err) {
     mapped_file mf;
     if (!mapped_file_open(&mf, path, err)) return NULL;
     tokenizer *tok = tokenizer_parse(mf.data, mf.size, err);
-    mapped_file_close(&mf); /* protobuf-c copied what it keeps */
+    mapped_file_close(&mf);
     if (!tok) errbuf_prefix(err, "%s", path);
     return tok;
 }
 
+/* ---- from arrays ---------------------------------------------------------- */
+
+static bool check_special_id(const char *what, int id, int n, errbuf *err) {
+    if (id >= -1 && id < n) return true;
+    return errbuf_set(err, "%s %d is out of range for %d pieces", what, id, n);
+}
+
+tokenizer *tokenizer_from_vocab(const tokenizer_vocab *v, errbuf *err) {
+    if (v->n <= 0 || v->n > MAX_PIECES) {
+        errbuf_set(err, "the vocabulary has %d pieces (1 to %d allowed)", v->n, MAX_PIECES);
+        return NULL;
+    }
+    if (!v->pieces || !v->piece_lens || !v->scores || !v->types) {
+        errbuf_set(err, "the vocabulary lacks its pieces, lengths, scores or types");
+        return NULL;
+    }
+    if (!check_special_id("bos_id", v->bos_id, v->n, err) || !check_special_id("eos_id", v->eos_id, v->n, err) ||
+        !check_special_id("unk_id", v->unk_id, v->n, err) || !check_special_id("pad_id", v->pad_id, v->n, err))
+        return NULL;
+    tokenizer *tok = xcalloc(1, sizeof *tok);
+    /* what a tokenizer.model of Gemma's says: identity normalization with
+     * spaces escaped; byte fallback exactly when there are byte pieces */
+    for (int i = 0; i < v->n; i++) tok->byte_fallback |= v->types[i] == PIECE_BYTE;
+    tok->add_dummy_prefix = v->add_dummy_prefix;
+    tok->escape_whitespaces = true;
+    tok->user_defined_raw = v->user_defined_raw;
+    tok->unk_surface = xstrdup(DEFAULT_UNK_SURFACE);
+    if (!build_vocab(tok, v, err)) goto fail;
+    if (v->unk_id >= 0 && v->unk_id != tok->unk_id) {
+        errbuf_set(err, "unk_id %d is not the unknown piece (piece %d is)", v->unk_id, tok->unk_id);
+        goto fail;
+    }
+    return tok;
+fail:
+    tokenizer_free(tok);
+    return NULL;
+}
+
+tokenizer *tokenizer_from_pieces(int n, const char *const *pieces, const size_t *piece_lens, const float *scores,
+                                 const int32_t *types, int bos_id, int eos_id, int unk_id, int pad_id, errbuf *err) {
+    tokenizer_vocab v = {
+        .n = n, .pieces = pieces, .piece_lens = piece_lens, .scores = scores, .types = types,
+        .bos_id = bos_id, .eos_id = eos_id, .unk_id = unk_id, .pad_id = pad_id, .add_dummy_prefix = false,
+    };
+    return tokenizer_from_vocab(&v, err);
+}
+
 void tokenizer_free(tokenizer *tok) {
     if (!tok) return;
-    if (tok->proto) sentencepiece__model_proto__free_unpacked(tok->proto, NULL);
+    free(tok->text);
     free(tok->pieces);
     free(tok->normal.slots);
     free(tok->reserved.slots);
     free(tok->trie);
+    free(tok->unk_surface);
     free(tok);
 }
 
@@ -266,12 +396,14 @@ piece_type tokenizer_piece_type(const tokenizer *tok, int id) {
 
 /* ---- encoding ----------------------------------------------------------- */
 
-/* Step 1: invalid bytes -> U+FFFD, ' ' -> ▁, user-defined pieces kept as is. */
+/* Step 1: invalid bytes -> U+FFFD, ' ' -> ▁, user-defined pieces kept as is
+ * (their spaces escaped too, as SentencePiece does, unless user_defined_raw). */
 static void normalize(const tokenizer *tok, const uint8_t *s, size_t len, unsigned flags, strbuf *out) {
     if (tok->add_dummy_prefix && len > 0) strbuf_append_str(out, SPACE_MARK);
     size_t i = 0;
     while (i < len) {
         size_t n = (flags & ENCODE_PLAIN_TEXT) ? 0 : user_defined_match(tok, s + i, len - i);
+        bool keep_spaces = n > 0 && tok->user_defined_raw; /* a user-defined piece matched in the raw text */
         const uint8_t *chunk = s + i;
         if (n == 0) {
             int c = utf8_valid_char_len(s + i, len - i);
@@ -283,7 +415,7 @@ static void normalize(const tokenizer *tok, const uint8_t *s, size_t len, unsign
             n = (size_t)c;
         }
         for (size_t k = 0; k < n; k++) {
-            if (chunk[k] == ' ' && tok->escape_whitespaces)
+            if (chunk[k] == ' ' && tok->escape_whitespaces && !keep_spaces)
                 strbuf_append_str(out, SPACE_MARK);
             else
                 strbuf_append_char(out, (char)chunk[k]);

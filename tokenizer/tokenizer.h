@@ -1,4 +1,5 @@
-/* tokenizer.h — SentencePiece BPE, read from a tokenizer.model file.
+/* tokenizer.h — SentencePiece BPE, read from a tokenizer.model file or
+ * built from a vocabulary given as arrays (a GGUF file's).
  *
  * Encoding reproduces `spm_encode --output_format=id` (sentencepiece
  * 0.1.97) for BPE models with identity normalization (Gemma's settings):
@@ -42,6 +43,33 @@ void token_list_push(token_list *l, int32_t id);
 /* Parses a serialized ModelProto (the fuzz target's entry point). */
 tokenizer *tokenizer_parse(const uint8_t *data, size_t len, errbuf *err);
 tokenizer *tokenizer_load(const char *path, errbuf *err);
+
+/* A vocabulary as arrays: what a GGUF file's tokenizer.ggml.* keys hold
+ * (model/gguf_tokenizer.c reads them). Types use SentencePiece's numbering
+ * (piece_type), as GGUF's token_type does. */
+typedef struct tokenizer_vocab {
+    int n;                     /* pieces, ids 0..n-1 */
+    const char *const *pieces; /* (n) piece bytes, not NUL-terminated */
+    const size_t *piece_lens;  /* (n) */
+    const float *scores;       /* (n) merge priority: the best-scoring merge goes first */
+    const int32_t *types;      /* (n) piece_type */
+    int bos_id, eos_id, pad_id; /* -1: none */
+    int unk_id;                 /* the UNKNOWN piece's id (checked), or -1 to take whichever it is */
+    bool add_dummy_prefix;      /* SentencePiece's option (GGUF: add_space_prefix); Gemma: false */
+    bool user_defined_raw;      /* user-defined pieces are matched in the raw text, spaces as spaces (HF's
+                                   added tokens, llama.cpp: Gemma 3's whitespace runs "  " in GGUF files);
+                                   false: as SentencePiece does, after ' ' became ▁ */
+} tokenizer_vocab;
+
+/* The tokenizer tokenizer_parse builds from a ModelProto with these pieces
+ * (BPE, identity normalization, spaces escaped as "▁"); byte fallback is on
+ * when the vocabulary has byte pieces, and then all 256 must be there. The
+ * arrays are copied. Inconsistent input (ids out of range, a byte piece not
+ * <0xHH>, duplicates, no or two unknown pieces) is refused by name. */
+tokenizer *tokenizer_from_vocab(const tokenizer_vocab *v, errbuf *err);
+/* The same with Gemma's settings: no dummy prefix. */
+tokenizer *tokenizer_from_pieces(int n, const char *const *pieces, const size_t *piece_lens, const float *scores,
+                                 const int32_t *types, int bos_id, int eos_id, int unk_id, int pad_id, errbuf *err);
 void tokenizer_free(tokenizer *tok);
 
 int tokenizer_vocab_size(const tokenizer *tok);

@@ -3,10 +3,9 @@
 #define FACET_TOKENIZER_IMPL_H
 
 #include "tokenizer/tokenizer.h"
-#include "sentencepiece/sentencepiece_model.pb-c.h"
 
 typedef struct piece_rec {
-    const char *text; /* not NUL-terminated: (len) bytes owned by the proto */
+    const char *text; /* not NUL-terminated: (len) bytes inside the tokenizer's `text` */
     uint32_t len;
     float score;
     uint8_t type; /* piece_type */
@@ -23,8 +22,10 @@ typedef struct trie_node {
     bool terminal;
 } trie_node;
 
+/* Built by one function (tokenizer.c, build_tokenizer) whichever the
+ * source: a tokenizer.model or a vocabulary as arrays. It owns all it holds. */
 struct tokenizer {
-    Sentencepiece__ModelProto *proto;
+    char *text; /* every piece's bytes, back to back */
     int n;
     piece_rec *pieces;  /* (n) */
     piece_map normal;   /* NORMAL, USER_DEFINED, UNUSED: what merges may form */
@@ -34,7 +35,8 @@ struct tokenizer {
     int unk_id, bos_id, eos_id, pad_id;
     int byte_id[256];
     bool byte_fallback, add_dummy_prefix, escape_whitespaces;
-    const char *unk_surface;
+    bool user_defined_raw; /* tokenizer_vocab's: a user-defined piece's spaces stay spaces */
+    char *unk_surface; /* what decoding shows for the unknown piece */
 };
 
 #endif

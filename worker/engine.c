@@ -17,8 +17,9 @@ struct engine {
     const cpu_ops *ops;
     threadpool *tp;
     engine_options opt;
-    float *inv_freq; /* (hd/2) RoPE frequencies, fp32 as HF computes them */
-    float emb_scale; /* sqrt(d) */
+    float *inv_freq;       /* (hd/2) RoPE frequencies of full-attention layers, fp32 as HF computes them */
+    float *inv_freq_local; /* (hd/2) those of sliding layers (Gemma 3: another base) */
+    float emb_scale;       /* sqrt(d) */
 
     /* scratch, sized for max_batch_tokens = N */
     float *x;    /* (N, d) residual stream */
@@ -50,10 +51,23 @@ static float embedding_scale(int d, dtype model_dtype) {
     return s;
 }
 
-/* RoPE frequencies (hd/2), in fp32 as HF computes them. */
+/* RoPE frequencies (hd/2) for base theta, in fp32 as HF computes them;
+ * linear scaling (Gemma 3's full-attention layers) divides them by its factor. */
+static void rope_inv_freq_base(int hd, double theta, double linear_factor, float *out) {
+    for (int i = 0; i < hd / 2; i++) {
+        out[i] = 1.0f / powf((float)theta, (float)(2 * i) / (float)hd);
+        if (linear_factor > 0 && linear_factor != 1) out[i] /= (float)linear_factor;
+    }
+}
+
+/* Those of the full-attention layers (every layer of Gemma 1). */
 static void rope_inv_freq(const gemma_config *c, float *out) {
-    int hd = c->head_dim;
-    for (int i = 0; i < hd / 2; i++) out[i] = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)hd);
+    rope_inv_freq_base(c->head_dim, c->rope_theta, c->rope_global_scale, out);
+}
+
+/* Those of the sliding layers: Gemma 3 gives them their own base, unscaled. */
+static void rope_inv_freq_local(const gemma_config *c, float *out) {
+    rope_inv_freq_base(c->head_dim, c->rope_local_theta > 0 ? c->rope_local_theta : c->rope_theta, 0, out);
 }
 
 static float *scratch(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63); }
@@ -64,11 +78,28 @@ static model_weights weights_shape_only(const model_weights *w) {
     return s;
 }
 
+/* Does any matrix hold GGUF blocks? */
+static bool weights_quantized(const model_weights *w) {
+    if (dtype_is_quantized(w->embed.dtype)) return true;
+    for (int l = 0; l < w->cfg.num_layers; l++) {
+        const layer_weights *lw = &w->layers[l];
+        const weight_matrix *m[] = {&lw->q, &lw->k, &lw->v, &lw->o, &lw->gate, &lw->up, &lw->down};
+        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+            if (dtype_is_quantized(m[i]->dtype)) return true;
+    }
+    return false;
+}
+
 /* A CUDA engine from host weights (uploaded, then freed), or with weights ==
  * NULL random ones made on the device; shape gives the config and layout. */
 static engine *create_cuda(model_weights *shape, model_weights *weights, uint64_t seed, const engine_options *opt,
                            errbuf *err) {
     char why[ERRBUF_LEN];
+    if (shape->cfg.arch != GEMMA_ARCH_GEMMA1) {
+        errbuf_set(err, "%s runs on the CPU only for now (--device cpu): the CUDA engine has no sliding windows, "
+                        "QK-norm, sandwich norms or soft-capping yet", config_arch_name(shape->cfg.arch));
+        return NULL;
+    }
     const cuda_api *api = backend_cuda_api(why, sizeof why);
     if (!api) {
         errbuf_set(err, "the CUDA backend is unavailable: %s", why);
@@ -116,6 +147,11 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
         return NULL;
     }
     if (opt->device == ENGINE_CUDA) {
+        if (weights_quantized(w)) {
+            errbuf_set(err, "quantized weights (GGUF blocks) run on the CPU only for now (--device cpu): the CUDA "
+                            "engine has no dequantizing kernels yet");
+            return NULL;
+        }
         model_weights shape = weights_shape_only(w);
         return create_cuda(&shape, w, 0, opt, err);
     }
@@ -132,7 +168,9 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
     e->tp = threadpool_create(opt->n_threads);
     int hd = c->head_dim;
     e->inv_freq = xmalloc((size_t)hd / 2 * sizeof *e->inv_freq);
+    e->inv_freq_local = xmalloc((size_t)hd / 2 * sizeof *e->inv_freq_local);
     rope_inv_freq(c, e->inv_freq);
+    rope_inv_freq_local(c, e->inv_freq_local);
     e->emb_scale = embedding_scale(c->hidden_size, e->w.model_dtype);
 
     size_t N = (size_t)opt->max_batch_tokens, d = (size_t)c->hidden_size;
@@ -195,7 +233,7 @@ void engine_free(engine *e) {
     weights_free(&e->w);
     kv_cache_free(&e->kv);
     threadpool_free(e->tp);
-    free(e->inv_freq);
+    free(e->inv_freq), free(e->inv_freq_local);
     free(e->x), free(e->h), free(e->q), free(e->k), free(e->v);
     free(e->att), free(e->o), free(e->gate), free(e->up), free(e->pos), free(e->seqs);
     free(e);
@@ -247,44 +285,66 @@ static bool allreduce(engine *e, float *buf, size_t n, errbuf *err) {
     return e->opt.allreduce ? e->opt.allreduce(e->opt.allreduce_ctx, buf, n, err) : true;
 }
 
-/* x += o_proj(attention(rope(q), rope(k), v)) for one layer. */
+/* A block's output joins the residual stream: o, summed over the ranks, is
+ * normed first in Gemma 2/3 (post_norm: NULL in Gemma 1). */
+static bool add_block_output(engine *e, const float *post_norm, int n, errbuf *err) {
+    const gemma_config *c = &e->w.cfg;
+    int d = c->hidden_size;
+    if (!allreduce(e, e->o, (size_t)n * d, err)) return false;
+    if (post_norm) e->ops->rmsnorm(e->tp, e->o, e->o, post_norm, n, d, (float)c->rms_norm_eps);
+    e->ops->add(e->tp, e->x, e->o, n, d);
+    return true;
+}
+
+/* x += [post_attn_norm] o_proj(attention(rope([q_norm] q), rope([k_norm] k), v)) for one layer;
+ * a sliding layer sees only the last sliding_window positions, with its own RoPE base. */
 static bool attention_block(engine *e, int l, int n, int n_seqs, errbuf *err) {
     const gemma_config *c = &e->w.cfg;
     const layer_weights *lw = &e->w.layers[l];
     const tp_layout *tp = &e->w.tp;
     const cpu_ops *ops = e->ops;
     int hd = c->head_dim, d = c->hidden_size;
-    ops->rmsnorm(e->tp, e->h, e->x, lw->input_norm, n, d, (float)c->rms_norm_eps);
+    float eps = (float)c->rms_norm_eps;
+    bool slides = config_layer_slides(c, l);
+    const float *inv_freq = slides ? e->inv_freq_local : e->inv_freq;
+    ops->rmsnorm(e->tp, e->h, e->x, lw->input_norm, n, d, eps);
     ops->matmul(e->tp, e->q, e->h, n, &lw->q); /* (n, H_r*hd) */
     ops->matmul(e->tp, e->k, e->h, n, &lw->k); /* (n, K_r*hd) */
     ops->matmul(e->tp, e->v, e->h, n, &lw->v); /* (n, K_r*hd) */
-    ops->rope(e->tp, e->q, n, tp->n_heads, hd, e->pos, e->inv_freq);
-    ops->rope(e->tp, e->k, n, tp->n_kv_heads, hd, e->pos, e->inv_freq);
+    if (lw->q_norm) { /* Gemma 3: each head normed on its own, before RoPE */
+        ops->rmsnorm(e->tp, e->q, e->q, lw->q_norm, n * tp->n_heads, hd, eps);
+        ops->rmsnorm(e->tp, e->k, e->k, lw->k_norm, n * tp->n_kv_heads, hd, eps);
+    }
+    ops->rope(e->tp, e->q, n, tp->n_heads, hd, e->pos, inv_freq);
+    ops->rope(e->tp, e->k, n, tp->n_kv_heads, hd, e->pos, inv_freq);
     kv_layer_view kv = kv_cache_layer(&e->kv, l);
     ops->kv_write(e->tp, &kv, e->k, e->v, e->seqs, n_seqs);
-    int group = c->num_heads / c->num_kv_heads;
-    ops->attention(e->tp, e->att, e->q, &kv, e->seqs, n_seqs, tp->n_heads, tp->head_begin, group, tp->kv_head_begin,
-                   1.0f / sqrtf((float)hd));
+    attn_params ap = {
+        .n_heads = tp->n_heads,
+        .head_begin = tp->head_begin,
+        .group = c->num_heads / c->num_kv_heads,
+        .kv_head_begin = tp->kv_head_begin,
+        .scale = config_attention_scale(c),
+        .softcap = c->attn_logit_softcap,
+        .window = slides ? c->sliding_window : 0,
+    };
+    ops->attention(e->tp, e->att, e->q, &kv, e->seqs, n_seqs, &ap);
     ops->matmul(e->tp, e->o, e->att, n, &lw->o); /* (n, d) partial over heads */
-    if (!allreduce(e, e->o, (size_t)n * d, err)) return false;
-    ops->add(e->tp, e->x, e->o, n, d);
-    return true;
+    return add_block_output(e, lw->post_attn_norm, n, err);
 }
 
-/* x += down(gelu(gate(h)) * up(h)) for one layer. */
+/* x += [post_ffn_norm] down(gelu(gate(h)) * up(h)), h = pre_ffn_norm(x), for one layer. */
 static bool mlp_block(engine *e, int l, int n, errbuf *err) {
     const gemma_config *c = &e->w.cfg;
     const layer_weights *lw = &e->w.layers[l];
     const cpu_ops *ops = e->ops;
     int d = c->hidden_size;
-    ops->rmsnorm(e->tp, e->h, e->x, lw->post_norm, n, d, (float)c->rms_norm_eps);
+    ops->rmsnorm(e->tp, e->h, e->x, lw->pre_ffn_norm, n, d, (float)c->rms_norm_eps);
     ops->matmul(e->tp, e->gate, e->h, n, &lw->gate); /* (n, F_r) */
     ops->matmul(e->tp, e->up, e->h, n, &lw->up);     /* (n, F_r) */
     ops->geglu(e->tp, e->gate, e->up, n, e->w.tp.ffn_size);
     ops->matmul(e->tp, e->o, e->gate, n, &lw->down); /* (n, d) partial over F */
-    if (!allreduce(e, e->o, (size_t)n * d, err)) return false;
-    ops->add(e->tp, e->x, e->o, n, d);
-    return true;
+    return add_block_output(e, lw->post_ffn_norm, n, err);
 }
 
 /* Final norm and LM head for the rows that want logits. */
@@ -299,6 +359,9 @@ static void lm_head(engine *e, const engine_batch *b, float *logits) {
     if (m == 0) return;
     e->ops->rmsnorm(e->tp, e->h, e->h, e->w.final_norm, m, d, (float)c->rms_norm_eps);
     e->ops->matmul(e->tp, logits, e->h, m, &e->w.embed); /* (m, V_r) */
+    float cap = c->final_logit_softcap; /* Gemma 2: logits -> cap * tanh(logits / cap), elementwise (so per slice) */
+    if (cap > 0)
+        for (size_t i = 0; i < (size_t)m * e->w.tp.vocab_size; i++) logits[i] = cap * tanhf(logits[i] / cap);
 }
 
 bool engine_forward(engine *e, const engine_batch *b, float *logits, errbuf *err) {

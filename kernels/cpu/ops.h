@@ -8,7 +8,8 @@
  *
  * Shapes: activations are row-major fp32, one row per token. Weight
  * matrices are (rows = out_features, cols = in_features) row-major as in HF
- * checkpoints, bf16 or fp32. */
+ * checkpoints, bf16 or fp32, or GGUF's quantized blocks (each row cols /
+ * block elements blocks; kernels/cpu/quant.h computes with them). */
 #ifndef FACET_KERNELS_CPU_OPS_H
 #define FACET_KERNELS_CPU_OPS_H
 
@@ -19,7 +20,7 @@
 #include "common/dtype.h"
 
 typedef struct weight_matrix {
-    dtype dtype; /* DTYPE_BF16 or DTYPE_F32 */
+    dtype dtype; /* DTYPE_BF16, DTYPE_F32 or a quantized type (DTYPE_Q8_0, ...) */
     int rows, cols;
     const void *data; /* (rows, cols) */
 } weight_matrix;
@@ -39,6 +40,17 @@ typedef struct kv_layer_view {
     float *k, *v;
     int block_size, n_kv_heads, head_dim;
 } kv_layer_view;
+
+/* How a rank's query heads attend (attention below). */
+typedef struct attn_params {
+    int n_heads;       /* query heads of this rank */
+    int head_begin;    /* the global index of its first */
+    int group;         /* query heads per kv head (H / K) */
+    int kv_head_begin; /* the first kv head it holds */
+    float scale;       /* scores = q·k * scale */
+    float softcap;     /* scores -> softcap * tanh(scores / softcap) before the softmax (Gemma 2); 0: none */
+    int window;        /* a query at position p sees keys at (p - window, p] (sliding layers); 0: all of [0, p] */
+} attn_params;
 
 typedef struct cpu_ops {
     const char *name;
@@ -71,12 +83,11 @@ typedef struct cpu_ops {
     void (*kv_write)(threadpool *tp, const kv_layer_view *kv, const float *k, const float *v,
                      const attn_seq *seqs, int n_seqs);
 
-    /* out (n, n_heads * head_dim) = causal softmax(q kᵀ * scale) v over each
-     * sequence's cached positions [0, pos]; query head h reads kv head
-     * kv_head_of(h) = (head_begin + h) / group - kv_head_begin. */
+    /* out (n, n_heads * head_dim) = causal softmax(cap(q kᵀ * scale)) v over
+     * each sequence's cached positions [0, pos] (or its window); query head h
+     * reads kv head (head_begin + h) / group - kv_head_begin. */
     void (*attention)(threadpool *tp, float *out, const float *q, const kv_layer_view *kv,
-                      const attn_seq *seqs, int n_seqs, int n_heads, int head_begin, int group,
-                      int kv_head_begin, float scale);
+                      const attn_seq *seqs, int n_seqs, const attn_params *p);
 } cpu_ops;
 
 const cpu_ops *cpu_ops_ref(void);

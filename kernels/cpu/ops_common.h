@@ -6,10 +6,23 @@
 
 #include "common/numeric.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/quant.h"
 
 static inline float weight_at(const weight_matrix *w, int r, int c) {
     size_t i = (size_t)r * w->cols + c;
     return w->dtype == DTYPE_BF16 ? bf16_to_f32(((const bf16_t *)w->data)[i]) : ((const float *)w->data)[i];
+}
+
+/* One embedding row, scaled: out (cols) = E[row] * scale, E plain or
+ * quantized (a quantized row is dequantized exactly, then scaled). */
+static inline void embed_row(const weight_matrix *e, int row, float scale, float *out) {
+    if (dtype_is_quantized(e->dtype)) {
+        const uint8_t *src = (const uint8_t *)e->data + (size_t)row * dtype_row_bytes(e->dtype, e->cols);
+        quant_dequantize_row(dtype_ggml_type(e->dtype), src, out, e->cols);
+        for (int c = 0; c < e->cols; c++) out[c] *= scale;
+        return;
+    }
+    for (int c = 0; c < e->cols; c++) out[c] = weight_at(e, row, c) * scale;
 }
 
 /* gelu with the tanh approximation, as torch's gelu(approximate="tanh") */

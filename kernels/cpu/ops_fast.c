@@ -157,6 +157,10 @@ static void matmul_task(void *p, int task, int thread) {
 
 /* Long runs of rows per task stream best; four tasks per thread balance. */
 static void fast_matmul(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) {
+    if (dtype_is_quantized(w->dtype)) { /* GGUF blocks, read as they are (kernels/cpu/quant_fast.c) */
+        quant_matmul_fast(tp, y, x, n, dtype_ggml_type(w->dtype), w->data, w->rows, w->cols);
+        return;
+    }
     int per = w->rows / (4 * threadpool_size(tp));
     per = per < MATMUL_MIN_ROWS_PER_TASK ? MATMUL_MIN_ROWS_PER_TASK : per > MATMUL_MAX_ROWS_PER_TASK ? MATMUL_MAX_ROWS_PER_TASK : per;
     per = (per + 1) & ~1; /* even: the 4x2 tile takes rows in pairs */
@@ -270,7 +274,7 @@ static void embed_task(void *p, int t, int thread) {
         memset(o, 0, (size_t)d * sizeof *o);
         return;
     }
-    for (int c = 0; c < d; c++) o[c] = weight_at(j->e, row, c) * j->scale;
+    embed_row(j->e, row, j->scale, o);
 }
 
 static void fast_embed(threadpool *tp, float *out, const int32_t *tokens, int n, const weight_matrix *e,
@@ -286,8 +290,7 @@ typedef struct {
     const float *q;
     const kv_layer_view *kv;
     const attn_seq *seqs;
-    int n_seqs, n_heads, head_begin, group, kv_head_begin;
-    float scale;
+    const attn_params *p;
     int *task_seq; /* (n_tokens) sequence of each token */
 } attention_job;
 
@@ -310,41 +313,43 @@ AVX2 static void axpy_f32(float *y, float a, const float *x, int n) {
 static void attention_task(void *p, int task, int thread) {
     (void)thread;
     const attention_job *j = p;
-    int t = task / j->n_heads, h = task % j->n_heads;
+    const attn_params *ap = j->p;
+    int t = task / ap->n_heads, h = task % ap->n_heads;
     const attn_seq *s = &j->seqs[j->task_seq[t]];
     int pos = s->start_pos + (t - s->token_offset);
+    int first = ap->window > 0 && pos - ap->window + 1 > 0 ? pos - ap->window + 1 : 0;
     const kv_layer_view *kv = j->kv;
     int hd = kv->head_dim;
-    int kvh = (j->head_begin + h) / j->group - j->kv_head_begin;
-    const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
+    int kvh = (ap->head_begin + h) / ap->group - ap->kv_head_begin;
+    const float *qv = j->q + ((size_t)t * ap->n_heads + h) * hd;
     float *scores = xmalloc((size_t)(pos + 1) * sizeof *scores);
     float max = -INFINITY;
-    for (int k = 0; k <= pos; k++) {
-        scores[k] = dot_f32(qv, kv->k + kv_offset(kv, s->block_table, k, kvh), hd) * j->scale;
+    for (int k = first; k <= pos; k++) {
+        scores[k] = dot_f32(qv, kv->k + kv_offset(kv, s->block_table, k, kvh), hd) * ap->scale;
+        if (ap->softcap > 0) scores[k] = ap->softcap * tanhf(scores[k] / ap->softcap);
         if (scores[k] > max) max = scores[k];
     }
     float sum = 0.0f;
-    for (int k = 0; k <= pos; k++) {
+    for (int k = first; k <= pos; k++) {
         scores[k] = expf(scores[k] - max);
         sum += scores[k];
     }
-    float *o = j->out + ((size_t)t * j->n_heads + h) * hd;
+    float *o = j->out + ((size_t)t * ap->n_heads + h) * hd;
     memset(o, 0, (size_t)hd * sizeof *o);
     float inv = 1.0f / sum;
-    for (int k = 0; k <= pos; k++) axpy_f32(o, scores[k] * inv, kv->v + kv_offset(kv, s->block_table, k, kvh), hd);
+    for (int k = first; k <= pos; k++) axpy_f32(o, scores[k] * inv, kv->v + kv_offset(kv, s->block_table, k, kvh), hd);
     free(scores);
 }
 
 static void fast_attention(threadpool *tp, float *out, const float *q, const kv_layer_view *kv,
-                           const attn_seq *seqs, int n_seqs, int n_heads, int head_begin, int group,
-                           int kv_head_begin, float scale) {
+                           const attn_seq *seqs, int n_seqs, const attn_params *ap) {
     int n_tokens = 0;
     for (int s = 0; s < n_seqs; s++) n_tokens += seqs[s].n_tokens;
-    attention_job j = {out, q, kv, seqs, n_seqs, n_heads, head_begin, group, kv_head_begin, scale, NULL};
+    attention_job j = {out, q, kv, seqs, ap, NULL};
     j.task_seq = xmalloc((size_t)(n_tokens > 0 ? n_tokens : 1) * sizeof *j.task_seq);
     for (int s = 0; s < n_seqs; s++)
         for (int i = 0; i < seqs[s].n_tokens; i++) j.task_seq[seqs[s].token_offset + i] = s;
-    threadpool_run(tp, n_tokens * n_heads, attention_task, &j);
+    threadpool_run(tp, n_tokens * ap->n_heads, attention_task, &j);
     free(j.task_seq);
 }
 

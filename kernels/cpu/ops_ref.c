@@ -11,6 +11,10 @@
 
 static void ref_matmul(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) {
     (void)tp;
+    if (dtype_is_quantized(w->dtype)) { /* GGUF blocks: kernels/cpu/quant.h defines their product */
+        quant_matmul_ref(y, x, n, dtype_ggml_type(w->dtype), w->data, w->rows, w->cols);
+        return;
+    }
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * w->cols;
         for (int r = 0; r < w->rows; r++) {
@@ -67,7 +71,10 @@ static void ref_embed(threadpool *tp, float *out, const int32_t *tokens, int n, 
     for (int t = 0; t < n; t++) {
         float *o = out + (size_t)t * e->cols;
         int row = tokens[t] - vocab_begin;
-        for (int c = 0; c < e->cols; c++) o[c] = (row >= 0 && row < e->rows) ? weight_at(e, row, c) * scale : 0.0f;
+        if (row >= 0 && row < e->rows)
+            embed_row(e, row, scale, o);
+        else
+            for (int c = 0; c < e->cols; c++) o[c] = 0.0f;
     }
 }
 
@@ -89,34 +96,35 @@ static void ref_kv_write(threadpool *tp, const kv_layer_view *kv, const float *k
 }
 
 static void ref_attention(threadpool *tp, float *out, const float *q, const kv_layer_view *kv,
-                          const attn_seq *seqs, int n_seqs, int n_heads, int head_begin, int group,
-                          int kv_head_begin, float scale) {
+                          const attn_seq *seqs, int n_seqs, const attn_params *ap) {
     (void)tp;
-    int hd = kv->head_dim;
+    int hd = kv->head_dim, n_heads = ap->n_heads;
     for (int s = 0; s < n_seqs; s++) {
         int ctx = seqs[s].start_pos + seqs[s].n_tokens;
         float *scores = xmalloc((size_t)ctx * sizeof *scores);
         for (int i = 0; i < seqs[s].n_tokens; i++) {
             int t = seqs[s].token_offset + i, p = seqs[s].start_pos + i;
+            int first = ap->window > 0 && p - ap->window + 1 > 0 ? p - ap->window + 1 : 0;
             for (int h = 0; h < n_heads; h++) {
-                int kvh = (head_begin + h) / group - kv_head_begin;
+                int kvh = (ap->head_begin + h) / ap->group - ap->kv_head_begin;
                 const float *qv = q + ((size_t)t * n_heads + h) * hd;
                 float max = -INFINITY;
-                for (int j = 0; j <= p; j++) {
+                for (int j = first; j <= p; j++) {
                     const float *kj = kv->k + kv_offset(kv, seqs[s].block_table, j, kvh);
                     float dot = 0.0f;
                     for (int c = 0; c < hd; c++) dot += qv[c] * kj[c];
-                    scores[j] = dot * scale;
+                    scores[j] = dot * ap->scale;
+                    if (ap->softcap > 0) scores[j] = ap->softcap * tanhf(scores[j] / ap->softcap);
                     if (scores[j] > max) max = scores[j];
                 }
                 float sum = 0.0f;
-                for (int j = 0; j <= p; j++) {
+                for (int j = first; j <= p; j++) {
                     scores[j] = expf(scores[j] - max);
                     sum += scores[j];
                 }
                 float *o = out + ((size_t)t * n_heads + h) * hd;
                 for (int c = 0; c < hd; c++) o[c] = 0.0f;
-                for (int j = 0; j <= p; j++) {
+                for (int j = first; j <= p; j++) {
                     const float *vj = kv->v + kv_offset(kv, seqs[s].block_table, j, kvh);
                     float wgt = scores[j] / sum;
                     for (int c = 0; c < hd; c++) o[c] += wgt * vj[c];

@@ -178,7 +178,7 @@ static bool load_weights(cuda_engine *e, const model_weights *w, uint64_t seed, 
         if (w) {
             const layer_weights *lw = &w->layers[l];
             bool ok = upload_norm(e, &L->in_norm, lw->input_norm, err) &&
-                      upload_norm(e, &L->post_norm, lw->post_norm, err) && upload_matrix(e, L->wqkv, &lw->q, err) &&
+                      upload_norm(e, &L->post_norm, lw->pre_ffn_norm, err) && upload_matrix(e, L->wqkv, &lw->q, err) &&
                       upload_matrix(e, L->wqkv + qd * d, &lw->k, err) &&
                       upload_matrix(e, L->wqkv + (qd + kvd) * d, &lw->v, err) && upload_matrix(e, L->wo, &lw->o, err) &&
                       upload_matrix(e, L->wgu, &lw->gate, err) && upload_matrix(e, L->wgu + F * d, &lw->up, err) &&

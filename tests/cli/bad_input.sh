@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bad input gives a one-line error naming the problem and a non-zero exit,
-# never a crash: corrupt checkpoints, lying headers, missing or misshapen
-# tensors, bad config.json, a garbage tokenizer.model, empty and over-long
-# prompts, bad options.
+# never a crash: corrupt checkpoints (safetensors and GGUF), lying headers,
+# missing or misshapen tensors, bad config.json, a garbage tokenizer.model,
+# empty and over-long prompts, bad options.
 . "$(dirname "$0")/lib.sh"
 
 good=$WORK/good
@@ -121,4 +121,22 @@ expect_error "a non-numeric --temperature" "--temperature" "$FACET" generate --m
 expect_error "an unknown option" "--frobnicate" "$FACET" generate --frobnicate
 expect_error "an unknown command" "frobnicate" "$FACET" frobnicate
 expect_error "an unknown preset" "13b" "$FACET" make-model --preset 13b --out "$WORK/x"
+# --- GGUF: broken copies of a good small file (tests/cli/bad_gguf.py, with PyPI gguf from .venv) ---
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+G=$FIXTURES/hf/gemma3-mqa-f32/model.gguf
+check "a good GGUF file generates" "$FACET" generate --model "$G" --prompt "hi" --max-tokens 2 --json
+bad() { "$REPO/.venv/bin/python" "$REPO/tests/cli/bad_gguf.py" "$G" "$WORK/bad-$1.gguf" "$1" && echo "$WORK/bad-$1.gguf"; }
+head -c 5000 "$G" >"$WORK/bad-truncated.gguf"
+expect_error "a truncated GGUF file" "truncated" gen "$WORK/bad-truncated.gguf"
+expect_error "a tensor's offset past the end" "past the end" gen "$(bad offset)"
+expect_error "a tensor's offset off the alignment" "alignment" gen "$(bad misaligned)"
+expect_error "an unknown tensor type" "unknown ggml type id 99" gen "$(bad type)"
+expect_error "a dimension the file cannot hold" "past the end" gen "$(bad dims)"
+expect_error "more tensors promised than present" "tensor 54" gen "$(bad count)"
+expect_error "a tokenizer array of the wrong length" "tokenizer.ggml.scores has 255 entries" gen "$(bad scores)"
+expect_error "another architecture" "\"llama\" is not supported" gen "$(bad arch)"
+expect_error "a missing shape key" "gemma3.embedding_length" gen "$(bad noshape)"
+printf 'GGUF\3\0\0\0' >"$WORK/bad-header.gguf"
+expect_error "a GGUF header and nothing else" "truncated" gen "$WORK/bad-header.gguf"
+
 finish

@@ -268,8 +268,9 @@ static void check_attention(const attn_case *c, bool timed_flops) {
     }
     kv_layer_view kv = {kc, vc, bs, c->kv_heads, hd};
     float scale = 1.0f / sqrtf((float)hd);
-    cpu_ops_fast()->attention(pool, ref, q, &kv, seqs, c->n_seqs, c->heads, c->head_begin, c->group, c->kv_head_begin,
-                              scale);
+    attn_params ap = {.n_heads = c->heads, .head_begin = c->head_begin, .group = c->group,
+                      .kv_head_begin = c->kv_head_begin, .scale = scale};
+    cpu_ops_fast()->attention(pool, ref, q, &kv, seqs, c->n_seqs, &ap);
     cuda_op_shape s = {.n = n, .heads = c->heads, .kv_heads = c->kv_heads, .head_dim = hd, .head_begin = c->head_begin,
                        .group = c->group, .kv_head_begin = c->kv_head_begin, .block_size = bs, .n_blocks = n_blocks,
                        .scale = scale};

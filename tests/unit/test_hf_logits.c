@@ -4,7 +4,9 @@
  * fast ops:
  *   - logits at every prompt position, prefilled at once and fed token by
  *     token: max |Δ| <= 1e-3 * max |logit|;
- *   - 32 greedy tokens identical. */
+ *   - 32 greedy tokens identical;
+ * and the same from the fixture's model.gguf where it has one (the same
+ * weights in llama.cpp's layout: names, norms stored as 1 + w, metadata). */
 #include "check.h"
 #include "fixture.h"
 #include "kernels/cpu/sample.h"
@@ -66,14 +68,20 @@ int main(int argc, char **argv) {
         bool ok = fixture_open(&f, argv[a], &err);
         CHECK(ok, "%s", err.msg);
         if (!ok) continue;
-        for (int t = 0; t < 2; t++) {
-            engine *e = fixture_engine(argv[a], tables[t], 64, BLOCK, &err);
-            CHECK(e != NULL, "%s: %s", argv[a], err.msg);
+        /* the safetensors checkpoint with both op tables; model.gguf, where the
+         * fixture has one (tests/reference/make_gguf_from_hf.py), with the fast ops */
+        char gguf[CHECKPOINT_PATH_MAX];
+        checkpoint_path(argv[a], "model.gguf", gguf, sizeof gguf);
+        bool has_gguf = model_path_is_gguf(gguf);
+        for (int t = 0; t < (has_gguf ? 3 : 2); t++) {
+            const char *model = t < 2 ? argv[a] : gguf;
+            engine *e = fixture_engine(model, tables[t < 2 ? t : 1], 64, BLOCK, &err);
+            CHECK(e != NULL, "%s: %s", model, err.msg);
             if (!e) continue;
             CHECK(engine_weights(e)->cfg.vocab_size == f.vocab, "vocab size");
             char what[256];
             const char *base = strrchr(argv[a], '/') ? strrchr(argv[a], '/') + 1 : argv[a];
-            snprintf(what, sizeof what, "%s (%s ops)", base, tables[t]->name);
+            snprintf(what, sizeof what, "%s%s (%s ops)", base, t < 2 ? "" : " GGUF", tables[t < 2 ? t : 1]->name);
             for (int i = 0; i < f.n_prompts; i++) check_prompt(e, &f, &f.prompts[i], what);
             engine_free(e);
         }

@@ -6,26 +6,12 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "random_data.h"
 #include "common/numeric.h"
 #include "kernels/cpu/ops.h"
 
 #define TOL 1e-5
 
-static uint64_t g_rng = 42;
-static float frand(void) { /* uniform in [-1, 1) */
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((g_rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
-}
-static float *randv(size_t n) {
-    float *v = malloc(n * sizeof *v + 4);
-    for (size_t i = 0; i < n; i++) v[i] = frand();
-    return v;
-}
-static float *nanv(size_t n) {
-    float *v = malloc(n * sizeof *v + 4);
-    for (size_t i = 0; i < n; i++) v[i] = NAN;
-    return v;
-}
 
 static const cpu_ops *ref, *fast;
 static threadpool *tp;
@@ -118,8 +104,9 @@ static void test_embed(void) {
 }
 
 /* Paged attention: several sequences mixing a prefill chunk after cached
- * context, fresh prompts and single decode tokens, with scattered blocks. */
-static void test_attention(int n_heads, int n_kv, int hd, int block_size) {
+ * context, fresh prompts and single decode tokens, with scattered blocks;
+ * optionally soft-capped scores (Gemma 2) and a sliding window. */
+static void test_attention(int n_heads, int n_kv, int hd, int block_size, float softcap, int window) {
     enum { NS = 4, NB = 64 };
     const int starts[NS] = {0, 13, 40, 7}, news[NS] = {9, 1, 5, 1};
     int32_t tables[NS][16];
@@ -147,10 +134,25 @@ static void test_attention(int n_heads, int n_kv, int hd, int block_size) {
     CHECK(memcmp(kc0, kc1, cache * 4) == 0 && memcmp(vc0, vc1, cache * 4) == 0, "kv_write");
     float *o0 = nanv((size_t)n * n_heads * hd), *o1 = nanv((size_t)n * n_heads * hd);
     int group = n_heads / n_kv;
-    ref->attention(NULL, o0, q, &kv0, seqs, NS, n_heads, 0, group, 0, 0.25f);
-    fast->attention(tp, o1, q, &kv1, seqs, NS, n_heads, 0, group, 0, 0.25f);
+    attn_params ap = {.n_heads = n_heads, .group = group, .scale = 0.25f, .softcap = softcap, .window = window};
+    ref->attention(NULL, o0, q, &kv0, seqs, NS, &ap);
+    fast->attention(tp, o1, q, &kv1, seqs, NS, &ap);
     double d = rel_max_diff(o1, o0, (size_t)n * n_heads * hd);
-    CHECK(d <= TOL, "attention heads=%d kv=%d hd=%d block=%d: rel diff %.3g", n_heads, n_kv, hd, block_size, d);
+    CHECK(d <= TOL, "attention heads=%d kv=%d hd=%d block=%d softcap=%g window=%d: rel diff %.3g", n_heads, n_kv, hd,
+          block_size, softcap, window, d);
+    if (window > 0) { /* the window really cuts: the last token of the longest sequence differs from full attention */
+        attn_params full = ap;
+        full.window = 0;
+        float *o2 = nanv((size_t)n * n_heads * hd);
+        ref->attention(NULL, o2, q, &kv0, seqs, NS, &full);
+        int last = seqs[2].token_offset + seqs[2].n_tokens - 1; /* position 44, far past the window */
+        CHECK(memcmp(o2 + (size_t)last * n_heads * hd, o0 + (size_t)last * n_heads * hd, (size_t)n_heads * hd * 4) != 0,
+              "a window of %d changes what position 44 attends to", window);
+        int first = seqs[0].token_offset; /* position 0 sees only itself either way */
+        CHECK(memcmp(o2 + (size_t)first * n_heads * hd, o0 + (size_t)first * n_heads * hd, (size_t)n_heads * hd * 4) == 0,
+              "and not what position 0 attends to");
+        free(o2);
+    }
     free(kc0), free(vc0), free(kc1), free(vc1), free(q), free(k), free(v), free(o0), free(o1);
 }
 
@@ -165,10 +167,13 @@ int main(void) {
     test_rowwise();
     test_rope();
     test_embed();
-    test_attention(4, 1, 16, 16);  /* MQA */
-    test_attention(4, 4, 16, 4);   /* MHA, small blocks */
-    test_attention(8, 2, 64, 8);   /* GQA */
-    test_attention(2, 2, 256, 16); /* Gemma head_dim */
+    test_attention(4, 1, 16, 16, 0, 0);  /* MQA */
+    test_attention(4, 4, 16, 4, 0, 0);   /* MHA, small blocks */
+    test_attention(8, 2, 64, 8, 0, 0);   /* GQA */
+    test_attention(2, 2, 256, 16, 0, 0); /* Gemma head_dim */
+    test_attention(4, 1, 16, 16, 0, 6);  /* a sliding window, shorter than most contexts */
+    test_attention(8, 2, 64, 8, 2.0f, 0);  /* soft-capped scores */
+    test_attention(4, 2, 16, 4, 1.5f, 5);  /* both */
     threadpool_free(tp);
     return CHECK_RESULT();
 }
