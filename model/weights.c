@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "common/numeric.h"
+#include "kernels/cpu/quant.h"
 #include "common/rng.h"
 
 /* Big weight buffers go on transparent huge pages where the kernel allows:
@@ -65,6 +66,22 @@ static const st_tensor *find_checked(const checkpoint *ck, const tensor_spec *sp
     return t;
 }
 
+/* Q4_0 and Q5_0 blocks become Q8_0 blocks holding exactly the same weights
+ * (kernels/cpu/quant.h: quant_widen_to_q8_0): more bytes, but a decode step
+ * reads them without unpacking nibbles, which made these rows the slowest
+ * of the 270M's (docs/PERFORMANCE.md). */
+static bool widen_to_q8_0(weight_matrix *m, size_t *bytes, errbuf *err) {
+    size_t n = (size_t)m->rows * (size_t)m->cols, out = dtype_row_bytes(DTYPE_Q8_0, (int64_t)n);
+    uint8_t *q8 = alloc_aligned(out);
+    if (!q8) return errbuf_set(err, "out of memory: a %d x %d matrix needs %zu MiB as Q8_0", m->rows, m->cols, out >> 20);
+    quant_widen_to_q8_0(dtype_ggml_type(m->dtype), m->data, q8, (int64_t)n);
+    free((void *)m->data);
+    m->data = q8;
+    m->dtype = DTYPE_Q8_0;
+    *bytes += out;
+    return true;
+}
+
 /* A quantized matrix keeps its blocks: rows [b, e) (SHARD_ROWS) are whole
  * rows; columns [b, e) (SHARD_COLS) must start and end on block boundaries
  * (a split that would cut a block is refused, naming the tensor). */
@@ -83,6 +100,7 @@ static bool copy_quantized_slice(weight_matrix *m, const st_tensor *t, const sha
     for (int64_t r = 0; r < m->rows; r++) memcpy(dst + (size_t)r * row, t->data + (size_t)(row0 + r) * full_row + skip, row);
     m->dtype = t->dtype;
     m->data = dst;
+    if (t->dtype == DTYPE_Q4_0 || t->dtype == DTYPE_Q5_0) return widen_to_q8_0(m, bytes, err);
     *bytes += (size_t)m->rows * row;
     return true;
 }

@@ -38,9 +38,7 @@ static sample_mode mode_of(const sampling_params *p) {
 
 static double log_sum_exp(const float *row, int n) {
     float max = row[argmax_f32(row, n)];
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)row[i] - max);
-    return max + log(s);
+    return max + log(sum_exp_f32(row, n, max));
 }
 
 static void top_logprobs_of(const float *raw, int vocab, double lse, int n, dist_sample_result *r) {
@@ -91,8 +89,7 @@ static void summarize_row(const float *raw, float *work, int n, int vocab_begin,
     sampler_apply_penalties(work, n, vocab_begin, p, &q->seen);
     int amax = argmax_f32(raw, n);
     sum->max = raw[amax];
-    sum->sumexp = 0;
-    for (int i = 0; i < n; i++) sum->sumexp += exp((double)raw[i] - sum->max);
+    sum->sumexp = sum_exp_f32(raw, n, sum->max);
     int best = argmax_f32(work, n);
     sum->best_value = work[best];
     sum->n_cand = sum->n_top = 0;

@@ -80,6 +80,14 @@ int64_t quant_row_bytes(int type, int64_t cols);
  * not a positive multiple of the block elements. */
 bool quant_dequantize_row(int type, const void *src, float *dst, int64_t n);
 
+/* Q4_0 and Q5_0 blocks rewritten as Q8_0 blocks: the same f16 scale, and
+ * values q − 8 or q − 16 that an int8 holds, so the weights are exactly the
+ * same (dequantizing either gives the same floats). A block grows from 18
+ * or 22 bytes to 34, and a decode step no longer unpacks nibbles and fifth
+ * bits, which on this CPU made Q4_0/Q5_0 rows compute-bound. dst: n / 32
+ * Q8_0 blocks. false (dst untouched) for other types or a bad n. */
+bool quant_widen_to_q8_0(int type, const void *src, void *dst, int64_t n);
+
 /* y (n, rows) = x (n, cols) · Wᵀ, W (rows, cols) quantized row by row.
  * The definition of correct: single-threaded, each row dequantized, fp32
  * products summed in column order. false (y untouched) on a bad type or

@@ -41,6 +41,7 @@
  * bits, so which path a row takes — which depends on n — cannot show. */
 #include <cpuid.h>
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -705,12 +706,19 @@ static void rowwise_matmul(threadpool *tp, float *y, const float *x, int n, int 
 }
 
 /* AVX2 and FMA as ops.c asks; F16C (every AVX2 CPU has it) from cpuid,
- * which clang's __builtin_cpu_supports does not know by name. */
+ * which clang's __builtin_cpu_supports does not know by name. Asked once:
+ * cpuid traps to the hypervisor in a VM, and at ~130 matmuls per decode
+ * step asking every time cost 4 % of a 270M step (perf, this machine). */
 static bool cpu_has_simd(void) {
+    static atomic_int known = -1; /* -1: not asked yet; then 0 or 1 (a race only asks twice) */
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    if (v >= 0) return v;
     unsigned a, b, c, d;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __get_cpuid(1, &a, &b, &c, &d) &&
-           (c & bit_F16C);
+    v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __get_cpuid(1, &a, &b, &c, &d) &&
+        (c & bit_F16C);
+    atomic_store_explicit(&known, v, memory_order_relaxed);
+    return v;
 }
 
 const char *quant_fast_isa(void) { return cpu_has_simd() ? "avx2" : "scalar"; }

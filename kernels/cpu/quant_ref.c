@@ -109,6 +109,28 @@ static void block_q5_1(const uint8_t *b, float *y) {
     for (int j = 0; j < 32; j++) y[j] = d * (float)q5_at(b + 8, qh, j) + m;
 }
 
+bool quant_widen_to_q8_0(int type, const void *src, void *dst, int64_t n) {
+    if ((type != QUANT_Q4_0 && type != QUANT_Q5_0) || n <= 0 || n % 32 != 0) return false;
+    const uint8_t *b = src;
+    uint8_t *o = dst;
+    for (int64_t k = 0; k < n / 32; k++, o += 34) {
+        memcpy(o, b, 2); /* the scale d, as it is */
+        int8_t *q = (int8_t *)(o + 2);
+        if (type == QUANT_Q4_0) {
+            for (int j = 0; j < 16; j++) {
+                q[j] = (int8_t)((b[2 + j] & 0xF) - 8);
+                q[j + 16] = (int8_t)((b[2 + j] >> 4) - 8);
+            }
+            b += 18;
+        } else {
+            uint32_t qh = u32_at(b + 2);
+            for (int j = 0; j < 32; j++) q[j] = (int8_t)(q5_at(b + 6, qh, j) - 16);
+            b += 22;
+        }
+    }
+    return true;
+}
+
 /* Q8_0 (34 bytes): d, qs[32] int8 */
 static void block_q8_0(const uint8_t *b, float *y) {
     float d = f16_at(b);

@@ -1,6 +1,8 @@
 #include "kernels/cpu/sample.h"
 
+#include <immintrin.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "common/philox.h"
@@ -11,11 +13,93 @@ void softcap_f32(float *x, size_t n, float cap) {
     for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
 }
 
-int argmax_f32(const float *x, int n) {
+int argmax_f32_ref(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
     return best;
+}
+
+double sum_exp_f32_ref(const float *x, int n, float max) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += exp((double)x[i] - max);
+    return s;
+}
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Two passes: the largest non-NaN value m (max_ps(x, m) keeps m when x is
+ * NaN), then the first index holding m — the plain loop's answer, since it
+ * moves only on a strictly larger value. */
+AVX2 static int argmax_avx2(const float *x, int n) {
+    if (n < 16 || isnan(x[0])) return argmax_f32_ref(x, n);
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+    }
+    __m256 mv = _mm256_max_ps(m0, m1);
+    float lanes[8], m;
+    _mm256_storeu_ps(lanes, mv);
+    m = lanes[0];
+    for (int k = 1; k < 8; k++) m = lanes[k] > m ? lanes[k] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    __m256 target = _mm256_set1_ps(m);
+    for (i = 0; i + 8 <= n; i += 8) {
+        int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), target, _CMP_EQ_OQ));
+        if (hit) return i + __builtin_ctz((unsigned)hit);
+    }
+    for (; i < n; i++)
+        if (x[i] == m) return i;
+    return 0; /* every value -inf or NaN */
+}
+
+/* exp(d) for d ≤ 0, in float: d = k·ln2 + r with |r| ≤ ln2/2 (ln2 in two
+ * parts so r is exact), e^r by its Taylor polynomial to degree 6 (error
+ * under 2e-7 relative), times 2^k built in the exponent bits; d < −87
+ * gives 0 (the double sum would not see it). */
+AVX2 static inline __m256 exp_nonpositive_ps(__m256 d) {
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 keep = _mm256_cmp_ps(d, lo, _CMP_GE_OQ);
+    d = _mm256_max_ps(d, lo);
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(d, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), d);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(scale)), keep);
+}
+
+AVX2 static double sum_exp_avx2(const float *x, int n, float max) {
+    __m256 mx = _mm256_set1_ps(max);
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_nonpositive_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));
+        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double lanes[4], s = 0;
+    _mm256_storeu_pd(lanes, _mm256_add_pd(a0, a1));
+    for (int k = 0; k < 4; k++) s += lanes[k];
+    for (; i < n; i++) s += exp((double)x[i] - max);
+    return s;
+}
+
+static bool has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+int argmax_f32(const float *x, int n) { return has_avx2() ? argmax_avx2(x, n) : argmax_f32_ref(x, n); }
+
+double sum_exp_f32(const float *x, int n, float max) {
+    return has_avx2() ? sum_exp_avx2(x, n, max) : sum_exp_f32_ref(x, n, max);
 }
 
 double gumbel_noise(uint64_t seed, uint64_t position, int32_t id) {

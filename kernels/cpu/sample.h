@@ -18,8 +18,21 @@ typedef struct candidate {
 /* Logit soft-capping (Gemma 2 and later): x = cap * tanh(x / cap), in place. */
 void softcap_f32(float *x, size_t n, float cap);
 
-/* Index of the largest value in x (n); ties go to the lowest index. */
+/* Index of the largest value in x (n); ties go to the lowest index; NaNs
+ * are passed over (a NaN at 0 stays the answer, as the plain loop has it).
+ * argmax_f32 takes AVX2 where the CPU has it and gives exactly the index of
+ * argmax_f32_ref, the plain loop (tests/unit/test_sampling.c). A decode
+ * step runs it over the whole vocabulary (256k) a few times per row. */
 int argmax_f32(const float *x, int n);
+int argmax_f32_ref(const float *x, int n);
+
+/* Σ exp(x[i] − max) in double, for log-softmax normalizers over a
+ * vocabulary; max ≥ every x[i]. sum_exp_f32_ref calls exp() per element;
+ * sum_exp_f32 evaluates exp in float with a degree-6 polynomial, 8 lanes
+ * at a time (AVX2), and sums in double: within 1e-6 relative of the
+ * reference (the test's tolerance; terms under e^−87 count as 0). */
+double sum_exp_f32(const float *x, int n, float max);
+double sum_exp_f32_ref(const float *x, int n, float max);
 
 /* Gumbel(0, 1) noise for (seed, position, id). */
 double gumbel_noise(uint64_t seed, uint64_t position, int32_t id);

@@ -269,6 +269,34 @@ static void test_batch_invariance(threadpool *tp, int type) {
 
 /* ---- (d) refusals --------------------------------------------------------- */
 
+/* Q4_0 and Q5_0 widened to Q8_0 (what the loader does on the CPU) hold
+ * exactly the same weights: the same floats, bit for bit, from random blocks
+ * of every nibble and fifth-bit pattern. Other types are refused. */
+static void test_widen(void) {
+    const int types[] = {QUANT_Q4_0, QUANT_Q5_0};
+    const int cols = 32 * 40;
+    for (int k = 0; k < 2; k++) {
+        uint8_t *w = random_matrix(types[k], 3, cols, 0);
+        uint8_t *q8 = malloc((size_t)3 * 40 * 34);
+        float *a = malloc((size_t)cols * sizeof *a), *b = malloc((size_t)cols * sizeof *b);
+        bool same = true;
+        int64_t row = quant_row_bytes(types[k], cols);
+        for (int r = 0; r < 3; r++) {
+            CHECK(quant_widen_to_q8_0(types[k], w + r * row, q8 + (size_t)r * 40 * 34, cols), "widen %s",
+                  quant_type_name(types[k]));
+            quant_dequantize_row(types[k], w + r * row, a, cols);
+            quant_dequantize_row(QUANT_Q8_0, q8 + (size_t)r * 40 * 34, b, cols);
+            same = same && memcmp(a, b, (size_t)cols * sizeof *a) == 0;
+        }
+        CHECK(same, "%s widened to Q8_0 dequantizes to other floats", quant_type_name(types[k]));
+        free(a), free(b), free(q8);
+        free_matrix(w, 0);
+    }
+    uint8_t dummy[64] = {0};
+    CHECK(!quant_widen_to_q8_0(QUANT_Q4_K, dummy, dummy, 256) && !quant_widen_to_q8_0(QUANT_Q4_0, dummy, dummy, 31),
+          "widening refuses other types and partial blocks");
+}
+
 static void test_refusals(threadpool *tp) {
     for (int i = 0; i < N_TYPES; i++) {
         int type = k_types[i], elems, bytes;
@@ -394,6 +422,7 @@ int main(int argc, char **argv) {
         test_batch_invariance(tp, k_types[i]);
     }
     test_refusals(tp);
+    test_widen();
     threadpool_free(tp);
     return CHECK_RESULT();
 }

@@ -1,9 +1,11 @@
 /* Sampling: the counter-based generator (Philox4x32-10 known answers),
  * greedy ties, top-k / top-p filters, that Gumbel-max samples follow the
- * softmax, and that splitting the vocabulary over ranks changes nothing. */
+ * softmax, that splitting the vocabulary over ranks changes nothing, and
+ * that the vectorized argmax and Σexp agree with their plain loops. */
 #include <stdlib.h>
 
 #include "check.h"
+#include "random_data.h"
 #include "common/philox.h"
 #include "worker/sampler.h"
 
@@ -154,11 +156,58 @@ static void test_penalties_and_min_p(void) {
     CHECK_ERR(sampling_params_check(&bad, &err), err, "presence_penalty");
 }
 
+/* argmax_f32 = argmax_f32_ref exactly, over lengths around the vector
+ * widths, with ties (values from a small set), -inf and NaNs mixed in. */
+static void test_argmax_matches_reference(void) {
+    const int lengths[] = {1, 7, 15, 16, 17, 31, 33, 100, 1000, 4099, 262144};
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        int n = lengths[li];
+        for (int variant = 0; variant < 5; variant++) {
+            float *x = randv((size_t)n);
+            for (int i = 0; i < n; i++) {
+                if (variant == 1) x[i] = (float)(rand32() % 7); /* many ties */
+                if (variant == 2 && rand32() % 5 == 0) x[i] = NAN;
+                if (variant == 3 && rand32() % 3 == 0) x[i] = -INFINITY;
+            }
+            if (variant == 4) x[0] = NAN; /* the plain loop never leaves index 0 */
+            int got = argmax_f32(x, n), want = argmax_f32_ref(x, n);
+            CHECK(got == want, "argmax n=%d variant %d: %d, reference %d", n, variant, got, want);
+            free(x);
+        }
+    }
+    float all_inf[40];
+    for (int i = 0; i < 40; i++) all_inf[i] = -INFINITY;
+    CHECK(argmax_f32(all_inf, 40) == 0, "argmax of all -inf is 0");
+}
+
+/* sum_exp_f32 within 1e-6 relative of Σ exp() in double, on logit-like rows
+ * (spread ±30 around the max) and on rows with -inf entries. */
+static void test_sum_exp_matches_reference(void) {
+    const int lengths[] = {1, 9, 64, 1001, 262144};
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        int n = lengths[li];
+        for (int variant = 0; variant < 3; variant++) {
+            float *x = randv((size_t)n);
+            for (int i = 0; i < n; i++) {
+                x[i] *= variant == 0 ? 3.0f : 30.0f;
+                if (variant == 2 && i % 4 == 1) x[i] = -INFINITY;
+            }
+            float max = x[argmax_f32_ref(x, n)];
+            double got = sum_exp_f32(x, n, max), want = sum_exp_f32_ref(x, n, max);
+            CHECK(fabs(got - want) <= 1e-6 * want, "sum_exp n=%d variant %d: %.9g, reference %.9g", n, variant, got,
+                  want);
+            free(x);
+        }
+    }
+}
+
 int main(void) {
     test_penalties_and_min_p();
     test_philox_known_answers();
     test_greedy_and_filters();
     test_distribution();
     test_split_invariance();
+    test_argmax_matches_reference();
+    test_sum_exp_matches_reference();
     return CHECK_RESULT();
 }
