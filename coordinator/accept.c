@@ -64,13 +64,23 @@ static void accept_token(scheduler *s, sequence *q, const sampled *t) {
     q->finished = stop || length;
 }
 
+/* Blocks that the step filled with computed K/V become findable by their
+ * tokens (prefix caching, blocks.h). */
+static void register_full_blocks(scheduler *s, const sequence *q, int computed_before) {
+    int B = s->opt.block_size;
+    for (int b = computed_before / B; b < q->n_computed / B && b < q->n_blocks; b++)
+        block_pool_register(&s->blocks, q->blocks[b], b > 0 ? q->blocks[b - 1] : -1, q->tokens + (size_t)b * B);
+}
+
 void accept_step_results(scheduler *s, const step_plan *plan, const Facet__V1__StepResponse *resp) {
     size_t k = 0, top = 0;
     size_t V = (size_t)s->model->cfg.vocab_size;
     bool logits = resp->n_logits > 0 && resp->n_logits == resp->n_token_ids * V;
     for (int i = 0; i < plan->n; i++) {
         sequence *q = plan->seq[i];
+        int before = q->n_computed;
         q->n_computed += plan->chunk[i];
+        register_full_blocks(s, q, before);
         if (!plan->sample[i]) continue;
         if (k >= resp->n_token_ids || resp->seq_ids[k] != q->id) {
             char msg[128];

@@ -10,23 +10,38 @@
 
 /* ---- blocks ----------------------------------------------------------------------------- */
 
+static void grow_block_table(sequence *q, int n) {
+    if (n <= q->cap_blocks) return;
+    while (q->cap_blocks < n) q->cap_blocks = q->cap_blocks ? 2 * q->cap_blocks : 8;
+    q->blocks = xrealloc(q->blocks, (size_t)q->cap_blocks * sizeof *q->blocks);
+}
+
 /* Grows q's block table to cover `positions`; false if blocks ran out. */
 static bool ensure_blocks(scheduler *s, sequence *q, int positions) {
     int need = blocks_for(positions, s->opt.block_size);
     while (q->n_blocks < need) {
-        if (s->blocks.n_free == 0) return false;
-        if (q->n_blocks == q->cap_blocks) {
-            q->cap_blocks = q->cap_blocks ? 2 * q->cap_blocks : 8;
-            q->blocks = xrealloc(q->blocks, (size_t)q->cap_blocks * sizeof *q->blocks);
-        }
+        if (block_pool_available(&s->blocks) == 0) return false;
+        grow_block_table(q, q->n_blocks + 1);
         q->blocks[q->n_blocks++] = block_pool_take(&s->blocks);
     }
     return true;
 }
 
+/* A sequence entering the running list starts from the longest prefix of
+ * its known tokens the cache holds (blocks.h), leaving at least its last
+ * token to compute: that one's logits are what the step needs. */
+static void take_cached_prefix(scheduler *s, sequence *q) {
+    int max_blocks = (q->n_tokens - 1) / s->opt.block_size;
+    if (!s->blocks.caching || max_blocks <= 0) return;
+    grow_block_table(q, max_blocks);
+    q->n_blocks = block_pool_match(&s->blocks, q->tokens, max_blocks, q->blocks);
+    q->n_computed = q->n_blocks * s->opt.block_size;
+}
+
 static void release_blocks(scheduler *s, sequence *q) {
     if (s->serving) block_pool_give(&s->blocks, q->blocks, q->n_blocks);
     q->n_blocks = 0;
+    q->n_computed = 0;
 }
 
 /* ---- the lists ------------------------------------------------------------------------ */
@@ -158,8 +173,13 @@ void batching_admit(scheduler *s) {
     int reserve = s->blocks.total / 100 + 1;
     while (s->waiting_head && s->n_running < s->opt.max_seqs) {
         sequence *q = s->waiting_head;
-        int need = blocks_for(q->n_tokens, s->opt.block_size);
-        if (need + (s->n_running ? reserve : 0) > s->blocks.n_free) break;
+        take_cached_prefix(s, q);
+        int need = blocks_for(q->n_tokens, s->opt.block_size) - q->n_blocks;
+        if (need + (s->n_running ? reserve : 0) > block_pool_available(&s->blocks)) {
+            release_blocks(s, q); /* back to the cache, to be matched again next time */
+            break;
+        }
+        s->prefix_hit_tokens += (uint64_t)q->n_computed;
         s->waiting_head = q->next;
         s->n_waiting--;
         ensure_blocks(s, q, q->n_tokens);
@@ -191,18 +211,31 @@ static void plan_prune(scheduler *s, step_plan *plan, int *budget) {
     plan->n = k;
 }
 
+int batching_prefill_budget(const scheduler *s) {
+    int cap = s->opt.max_batch_tokens;
+    if (s->opt.max_prefill_tokens > 0) return s->opt.max_prefill_tokens < cap ? s->opt.max_prefill_tokens : cap;
+    double fixed, per_token;
+    if (s->opt.max_prefill_tokens < 0) return cap;
+    if (!step_timing_line(&s->timing, &fixed, &per_token)) return 1; /* not known yet: the cautious end */
+    double k = (fixed + per_token) / (2 * per_token) + 1e-9; /* 2.9999… from rounding is 3 */
+    return k < 1 ? 1 : k > cap ? cap : (int)k;
+}
+
 void batching_plan(scheduler *s, step_plan *plan) {
-    int budget = s->opt.max_batch_tokens;
+    int budget = s->opt.max_batch_tokens, prefill = -1; /* -1: not capped (nothing decodes) */
     plan->n = 0;
     for (int pass = 0; pass < 2; pass++) { /* decode tokens first, then prompt chunks */
+        if (pass == 1 && plan->n > 0) prefill = batching_prefill_budget(s);
         for (sequence *q = s->running; q && plan->n < MAX_PLAN && budget > 0;) {
             int left = q->n_tokens - q->n_computed;
             bool decoding = left == 1 && q->n_computed >= q->prompt_len;
-            if (left <= 0 || (pass == 0) != decoding) {
+            bool first_prefill = q->n_tokens == q->prompt_len; /* no token produced: not a recomputation */
+            if (left <= 0 || (pass == 0) != decoding || (first_prefill && prefill == 0)) {
                 q = q->next;
                 continue;
             }
             int chunk = left < budget ? left : budget;
+            if (first_prefill && prefill > 0 && chunk > prefill) chunk = prefill;
             bool have = ensure_blocks(s, q, q->n_computed + chunk), evicted_self = false;
             while (!have && !evicted_self) {
                 sequence *victim = preempt_newest(s);
@@ -216,6 +249,7 @@ void batching_plan(scheduler *s, step_plan *plan) {
             plan->sample[plan->n] = q->n_computed + chunk == q->n_tokens;
             plan->n++;
             budget -= chunk;
+            if (first_prefill && prefill > 0) prefill -= chunk;
             q = q->next; /* not a saved `next`: preemption may have taken it off the list */
         }
     }

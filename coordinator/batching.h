@@ -9,7 +9,22 @@
  * sequence is preempted: its blocks are freed and it goes back to the
  * queue, to be recomputed from its prompt and the tokens it has produced.
  * "Known tokens not yet in the cache" makes prefill, decode and recompute
- * one operation. */
+ * one operation.
+ *
+ * The prefill budget. While some sequences decode, the chunks of prompts
+ * that have not produced a token yet share at most max_prefill_tokens
+ * tokens per step, so a long prompt slows the running streams by a bounded
+ * amount instead of stalling them (vLLM's chunked prefill does the same).
+ * Auto (0) sizes it from the step times (step_timing_line): with a step
+ * costing fixed + per_token × tokens, k prompt tokens cost k × per_token,
+ * and k = (fixed + per_token) / (2 × per_token) keeps a step within 1.5×
+ * a single-stream decode step; at least 1, so prompts always advance, and
+ * 1 until the step times determine the line (at start, a whole prompt in
+ * the second step would stall the first stream for as long as its own
+ * prefill took).
+ * Recomputation after a preemption or a lost group is not capped: those
+ * streams have stalled already. When nothing decodes, the step's whole
+ * token budget goes to prompts. */
 #ifndef FACET_COORDINATOR_BATCHING_H
 #define FACET_COORDINATOR_BATCHING_H
 
@@ -24,6 +39,8 @@ typedef struct step_plan {
     int n;
 } step_plan;
 
+/* Prompt tokens a step may carry besides its decode tokens (see above). */
+int batching_prefill_budget(const scheduler *s);
 /* Takes the head of the queue while blocks and max_seqs allow. */
 void batching_admit(scheduler *s);
 /* The next step; plan->n == 0 when there is nothing to compute. */

@@ -128,6 +128,7 @@ static void make_parts(coordinator *co) {
     co->metrics = metrics_create();
     co->store = kv_store_create();
     scheduler_options so = {.block_size = o->block_size, .max_batch_tokens = o->max_batch_tokens, .max_seqs = o->max_seqs,
+                            .max_prefill_tokens = o->max_prefill_tokens, .prefix_caching = !o->no_prefix_caching,
                             .max_queue = o->max_queue, .step_timeout_ms = o->step_timeout_ms,
                             .step_deadline_floor_ms = o->step_deadline_floor_ms, .max_replays = o->max_replays,
                             .failover_timeout_ms = o->failover_timeout_ms};

@@ -143,6 +143,13 @@ char *metrics_render(metrics *m, const coordinator_stats *st) {
     render_gauge(&out, "facet_kv_blocks_used", "KV cache blocks in use.", st->kv_blocks_total - st->kv_blocks_free);
     render_gauge(&out, "facet_kv_usage_ratio", "Fraction of KV blocks in use.",
                  st->kv_blocks_total ? (double)(st->kv_blocks_total - st->kv_blocks_free) / st->kv_blocks_total : 0);
+    render_gauge(&out, "facet_prefill_budget_tokens",
+                 "New prompts' tokens a step may carry while other requests decode (--max-prefill-tokens; auto: from step times).",
+                 st->prefill_budget);
+    render_gauge(&out, "facet_kv_blocks_cached", "KV blocks no request holds that keep a prefix for reuse.",
+                 st->kv_blocks_cached);
+    render_counter(&out, "facet_prefix_cache_hit_tokens_total",
+                   "Tokens whose KV a request found in the prefix cache instead of computing them.", st->prefix_hit_tokens);
     render_counter(&out, "facet_preemptions_total", "Sequences preempted for KV blocks (recomputed later).", st->preemptions);
     render_counter(&out, "facet_steps_total", "Steps run on the group.", st->steps);
     render_counter(&out, "facet_failovers_total", "Groups lost while serving (each followed by a replay on a new one).",

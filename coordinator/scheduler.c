@@ -66,7 +66,8 @@ static void group_formed(scheduler *s, const group_event *ev) {
     s->epoch = ev->epoch;
     s->group_size = ev->size;
     s->serving = true;
-    block_pool_reset(&s->blocks, ev->kv_blocks); /* a new group's caches hold nothing */
+    /* a new group's caches hold nothing: no free block, no cached prefix from before */
+    block_pool_reset(&s->blocks, ev->kv_blocks, s->opt.prefix_caching ? s->opt.block_size : 0);
     for (sequence *q = s->waiting_head; q; q = q->next) q->wait_deadline = 0;
     fail_what_cannot_fit(s);
     failover_event *e = failover_log_open(&s->log);
@@ -293,12 +294,15 @@ void scheduler_stats(scheduler *s, coordinator_stats *out) {
     out->waiting = s->n_waiting;
     out->running = s->n_running;
     out->kv_blocks_total = s->serving ? s->blocks.total : 0;
-    out->kv_blocks_free = s->serving ? s->blocks.n_free : 0;
+    out->kv_blocks_free = s->serving ? block_pool_available(&s->blocks) : 0;
+    out->kv_blocks_cached = s->serving ? s->blocks.n_cached : 0;
+    out->prefix_hit_tokens = s->prefix_hit_tokens;
     out->preemptions = s->preemptions;
     out->steps = s->steps;
     out->failovers = s->failovers;
     out->replays = s->replays;
     out->group_size = s->serving ? s->group_size : 0;
+    out->prefill_budget = batching_prefill_budget(s);
     pthread_mutex_unlock(&s->mu);
     membership_counts(s->members, &out->workers_live, &out->workers_in_group, &out->workers_failed);
 }

@@ -30,7 +30,10 @@ typedef struct scheduler_options {
     int block_size;       /* KV positions per block */
     int max_batch_tokens; /* tokens per step */
     int max_seqs;         /* sequences per step */
+    int max_prefill_tokens; /* new prompts' tokens a step carries while others decode: > 0 that many,
+                               0 auto (batching.h), < 0 up to max_batch_tokens */
     int max_queue;        /* requests waiting; beyond it they are refused (429 / RESOURCE_EXHAUSTED) */
+    bool prefix_caching;  /* share the KV blocks of equal prefixes (blocks.h) */
     int step_timeout_ms;  /* the longest a step may take, whatever its size */
     int step_deadline_floor_ms; /* the shortest deadline a step gets: deadlines follow recent step times */
     int max_replays;      /* a request recomputed on new groups more often than this fails */

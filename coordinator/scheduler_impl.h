@@ -44,6 +44,7 @@ struct scheduler {
     sequence *running;                     /* in arrival order */
     int n_running, n_waiting;
     uint64_t preemptions, steps, next_seq_id, next_step_id;
+    uint64_t prefix_hit_tokens; /* known tokens found in the prefix cache at admission */
 };
 
 #endif

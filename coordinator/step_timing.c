@@ -18,6 +18,22 @@ void step_timing_note(step_timing *t, int tokens, double seconds) {
         t->ema_s[b] += a * (seconds - t->ema_s[b]);
     t->total++;
     if (t->backoff > 1) t->backoff /= 2;
+    const double keep = 0.98, n = tokens;
+    step_line *l = &t->line;
+    l->w = keep * l->w + 1, l->n = keep * l->n + n, l->nn = keep * l->nn + n * n;
+    l->t = keep * l->t + seconds, l->nt = keep * l->nt + n * seconds;
+}
+
+bool step_timing_line(const step_timing *t, double *fixed_s, double *per_token_s) {
+    const step_line *l = &t->line;
+    double det = l->w * l->nn - l->n * l->n; /* w² × the variance of the sizes */
+    if (t->total < 3 || det <= 1e-9 * l->w * l->w) return false;
+    double slope = (l->w * l->nt - l->n * l->t) / det;
+    if (!(slope > 0)) return false;
+    double fixed = (l->t - slope * l->n) / l->w;
+    *fixed_s = fixed > 0 ? fixed : 0;
+    *per_token_s = slope;
+    return true;
 }
 
 void step_timing_missed(step_timing *t) {

@@ -2,7 +2,10 @@
 # The OpenAI-compatible HTTP API of `facet serve` (tp=2, real worker processes):
 #   - the `openai` Python package: completions and chat, streamed and not,
 #     n, logprobs, stop strings, errors, API key (tests/cli/openai_check.py);
-#   - 32 concurrent streaming requests = each alone (greedy and seeded);
+#   - 32 concurrent streaming requests = each alone (greedy and seeded), also
+#     with --max-prefill-tokens 1 (prompts chunked a token a step);
+#   - requests sharing a long prefix: the same tokens with prefix caching on
+#     (cold and warm) and off, and the cache used;
 #   - a KV cache too small for all requests at once: preemption, same tokens;
 #   - 100 streaming clients hanging up: KV usage back to zero, still serving;
 #   - malformed requests: 4xx JSON errors naming the problem, never 5xx;
@@ -32,6 +35,15 @@ check "a server with an API key and a small KV cache starts" serve keyed "$B" --
 
 check "the openai package works against it" "$VENV_PY" "$(dirname "$0")/openai_check.py" "http://127.0.0.1:$B/v1" sk-test model
 check "32 concurrent streaming requests are batch-invariant" $LOAD invariance 127.0.0.1 "$A" model 32
+C=$(free_port)
+check "a server without prefix caching, whose prompts advance a token a step while others decode, starts" \
+    serve plain-trickle "$C" --max-prefill-tokens 1 --no-prefix-caching
+check "with that prefill budget, 32 concurrent streams are still batch-invariant" $LOAD invariance 127.0.0.1 "$C" model 32
+check "prefix caching changes no token" $LOAD prefix 127.0.0.1 "$A" model 16 "$C"
+check "its /metrics shows the budget" python3 -c "
+import urllib.request, sys
+m = urllib.request.urlopen('http://127.0.0.1:$C/metrics').read().decode()
+sys.exit(0 if 'facet_prefill_budget_tokens 1' in m else 1)"
 check "preemption under a small KV cache loses nothing" env FACET_API_KEY=sk-test $LOAD preempt 127.0.0.1 "$B" model 8
 check "100 clients hanging up free their KV blocks" $LOAD cancel 127.0.0.1 "$A" model 100
 check "bad input gets 4xx JSON errors" $LOAD badinput 127.0.0.1 "$A" model

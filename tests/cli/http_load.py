@@ -10,6 +10,9 @@
                                               problem, never a 5xx; a good request works afterwards
   http_load.py preempt HOST PORT MODEL N      like invariance, on a KV cache too small for all at once:
                                               everything completes, identically, and preemptions happened
+  http_load.py prefix HOST PORT MODEL N PORT2 N concurrent requests sharing a long prefix, twice on the
+                                              server at PORT (prefix caching on) and once on PORT2 (off):
+                                              the same tokens every time, and the cache was used
 Prints one line per check; exits 1 on any failure.
 """
 import http.client
@@ -124,6 +127,24 @@ def preempt(host, port, model, n):
     check("and every block is free again", metric(host, port, "facet_kv_blocks_used") == 0)
 
 
+def prefix(host, port, model, n, port_plain):
+    system = "You are a careful assistant who answers in short sentences. " * 8
+    bodies = specs(model, n)
+    for b in bodies:
+        b["prompt"] = system + b["prompt"]
+    before = metric(host, port, "facet_prefix_cache_hit_tokens_total") or 0
+    first = run_concurrently(host, port, bodies)
+    again = run_concurrently(host, port, bodies)
+    plain = run_concurrently(host, port_plain, bodies)
+    hits = (metric(host, port, "facet_prefix_cache_hit_tokens_total") or 0) - before
+    check(f"{n} requests sharing a prefix found it in the cache ({hits:.0f} tokens)", hits > 0)
+    check("the server without prefix caching found nothing",
+          (metric(host, port_plain, "facet_prefix_cache_hit_tokens_total") or 0) == 0)
+    same = [i for i in range(n) if first[i][:2] == plain[i][:2] == again[i][:2] and plain[i][0]]
+    check(f"cached and uncached runs give exactly the same tokens ({len(same)}/{n})", len(same) == n,
+          [i for i in range(n) if i not in same])
+
+
 def cancel(host, port, model, n):
     body = {"model": model, "prompt": "Hello there", "max_tokens": 1500, "ignore_eos": True, "temperature": 0}
     threads = [threading.Thread(target=stream, args=(host, port, body, 2)) for _ in range(n)]
@@ -228,7 +249,8 @@ def main():
     cmd, host, port, model = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     n = int(sys.argv[5]) if len(sys.argv) > 5 else 32
     {"invariance": lambda: invariance(host, port, model, n), "cancel": lambda: cancel(host, port, model, n),
-     "badinput": lambda: badinput(host, port, model), "preempt": lambda: preempt(host, port, model, n)}[cmd]()
+     "badinput": lambda: badinput(host, port, model), "preempt": lambda: preempt(host, port, model, n),
+     "prefix": lambda: prefix(host, port, model, n, int(sys.argv[6]))}[cmd]()
     done(f"http_load.py {cmd}")
 
 

@@ -8,7 +8,8 @@
  * requests waiting for a group, --max-replays and --failover-timeout ending
  * requests with a retriable reason, a smaller group failing what it cannot
  * hold; a LOST of another epoch changes nothing; the step deadlines learned
- * from past steps, per step size. */
+ * from past steps, per step size; the prefill budget while others decode. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,13 +25,17 @@
 
 static served_model g_model;
 
+static int g_max_prefill;    /* --max-prefill-tokens of the next new_scheduler (0: auto) */
+static bool g_prefix_caching; /* and whether it caches prefixes */
+
 static scheduler *new_scheduler(int blocks, int budget) {
     memset(&g_model, 0, sizeof g_model);
     g_model.cfg.max_position = 256;
     g_model.cfg.vocab_size = 1000;
     g_model.eos_id = 1;
     g_model.eot_id = -1;
-    scheduler_options o = {.block_size = BLOCK, .max_batch_tokens = budget, .max_seqs = 8, .max_queue = 16,
+    scheduler_options o = {.block_size = BLOCK, .max_batch_tokens = budget, .max_seqs = 8,
+                           .max_prefill_tokens = g_max_prefill, .prefix_caching = g_prefix_caching, .max_queue = 16,
                            .step_timeout_ms = 1000, .max_replays = 10, .failover_timeout_ms = 30000};
     scheduler *s = scheduler_create(&o, &g_model, metrics_create());
     group_event ev = {.kind = GROUP_FORMED, .epoch = 3, .kv_blocks = blocks};
@@ -45,9 +50,11 @@ static void free_scheduler(scheduler *s) {
     metrics_free(m);
 }
 
+static int g_prompt_base = 10; /* submit's prompts are g_prompt_base, +1, +2, ... */
+
 static gen_stream *submit(scheduler *s, int prompt_len, int max_tokens) {
     int32_t prompt[128];
-    for (int i = 0; i < prompt_len; i++) prompt[i] = 10 + i;
+    for (int i = 0; i < prompt_len; i++) prompt[i] = g_prompt_base + i;
     gen_request r = {.prompt = prompt, .prompt_len = prompt_len, .sampling = sampling_params_greedy(),
                      .max_tokens = max_tokens};
     int code;
@@ -79,6 +86,7 @@ static void check_admission_and_plan(void) {
 }
 
 static void check_budget_and_order(void) {
+    g_max_prefill = -1; /* prompt chunks up to the step's budget (the prefill budget has its own test) */
     scheduler *s = new_scheduler(64, 8);
     gen_stream *a = submit(s, 5, 4), *b = submit(s, 20, 4);
     batching_admit(s);
@@ -93,6 +101,7 @@ static void check_budget_and_order(void) {
     CHECK(plan.n == 2 && plan.seq[0] == a && plan.chunk[0] == 1 && plan.seq[1] == b && plan.chunk[1] == 7,
           "a's decode token first, then 7 more of b's prompt");
     free_scheduler(s);
+    g_max_prefill = 0;
     gen_stream_release(a), gen_stream_release(b);
 }
 
@@ -258,6 +267,171 @@ static void check_step_timing(void) {
     CHECK(t.backoff == 1, "each step that succeeds halves the factor: six bring 64 back to 1");
 }
 
+/* The prefill budget: while a sequence decodes, new prompts share at most
+ * max_prefill_tokens per step (fixed, or auto from the line through the
+ * step times), recomputations are not capped, and with nothing decoding a
+ * prompt takes the whole step. */
+static void check_prefill_budget(void) {
+    g_max_prefill = 2;
+    scheduler *s = new_scheduler(64, 16);
+    gen_stream *a = submit(s, 5, 8), *b = submit(s, 20, 4), *c = submit(s, 3, 4);
+    batching_admit(s);
+    step_plan plan;
+    batching_plan(s, &plan);
+    CHECK(plan.n == 2 && plan.chunk[0] == 5 && plan.chunk[1] == 11,
+          "nothing decodes yet: prompts fill the step's 16 tokens (got n=%d)", plan.n);
+    a->n_computed = 5, b->n_computed = 11;
+    sequence_append(a, 7);
+    batching_plan(s, &plan);
+    CHECK(plan.n == 2 && plan.seq[0] == a && plan.chunk[0] == 1 && plan.seq[1] == b && plan.chunk[1] == 2,
+          "a decodes: b's prompt advances by 2 tokens and c waits (got n=%d, chunk %d)", plan.n,
+          plan.n > 1 ? plan.chunk[1] : -1);
+    /* b as a recomputation: it had produced tokens, then lost its cache */
+    sequence_append(b, 300);
+    b->n_computed = 0;
+    batching_plan(s, &plan);
+    CHECK(plan.n == 2 && plan.seq[1] == b && plan.chunk[1] == 15,
+          "a recomputation is not capped: b takes the 15 tokens left (got %d)", plan.n > 1 ? plan.chunk[1] : -1);
+    free_scheduler(s);
+    gen_stream_release(a), gen_stream_release(b), gen_stream_release(c);
+
+    g_max_prefill = 0; /* auto: fixed 100 ms + 20 ms a token gives (0.1 + 0.02) / 0.04 = 3 */
+    s = new_scheduler(64, 16);
+    CHECK(batching_prefill_budget(s) == 1, "auto before the step times say anything: 1 token, the cautious end");
+    const int sizes[] = {1, 64, 16, 1, 4};
+    for (int i = 0; i < 5; i++) step_timing_note(&s->timing, sizes[i], 0.1 + 0.02 * sizes[i]);
+    CHECK(batching_prefill_budget(s) == 3, "auto from the step times: 3 tokens (got %d)", batching_prefill_budget(s));
+    a = submit(s, 5, 8), b = submit(s, 20, 4);
+    batching_admit(s);
+    a->n_computed = 5;
+    sequence_append(a, 7);
+    batching_plan(s, &plan);
+    CHECK(plan.n == 2 && plan.chunk[0] == 1 && plan.chunk[1] == 3, "auto: 3 prompt tokens next to the decode token");
+    free_scheduler(s);
+    gen_stream_release(a), gen_stream_release(b);
+
+    g_max_prefill = -1; /* no cap */
+    s = new_scheduler(64, 16);
+    for (int i = 0; i < 5; i++) step_timing_note(&s->timing, sizes[i], 0.1 + 0.02 * sizes[i]);
+    a = submit(s, 5, 8), b = submit(s, 20, 4);
+    batching_admit(s);
+    a->n_computed = 5;
+    sequence_append(a, 7);
+    batching_plan(s, &plan);
+    CHECK(plan.n == 2 && plan.chunk[1] == 15, "-1: the prompt takes the rest of the step");
+    free_scheduler(s);
+    gen_stream_release(a), gen_stream_release(b);
+    g_max_prefill = 0;
+}
+
+/* The line through the step times: exact on points on a line, refused when
+ * the sizes do not vary or the slope is not positive. */
+static void check_step_line(void) {
+    step_timing t = {0};
+    double fixed, per;
+    for (int i = 0; i < 4; i++) step_timing_note(&t, 8, 0.05);
+    CHECK(!step_timing_line(&t, &fixed, &per), "steps all of one size give no line");
+    step_timing_note(&t, 100, 0.05 + 92 * 0.003);
+    CHECK(step_timing_line(&t, &fixed, &per) && fabs(per - 0.003) < 1e-9 && fabs(fixed - 0.026) < 1e-9,
+          "two sizes: the line through them (fixed %g, per token %g)", fixed, per);
+    step_timing u = {0};
+    step_timing_note(&u, 1, 0.3), step_timing_note(&u, 50, 0.2), step_timing_note(&u, 100, 0.1);
+    CHECK(!step_timing_line(&u, &fixed, &per), "a falling line is no line");
+}
+
+/* The pool's prefix cache alone: registered blocks found by their tokens
+ * from the first block on, shared (refs), kept when released, evicted
+ * least recently used first and only when no free block is left, and an
+ * entry whose parent was evicted and reused never matched again. */
+static void check_prefix_pool(void) {
+    block_pool p = {0};
+    block_pool_reset(&p, 6, 4);
+    int32_t t[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, ids[3];
+    int32_t a = block_pool_take(&p), b = block_pool_take(&p), c = block_pool_take(&p);
+    CHECK(a == 0 && b == 1 && c == 2 && block_pool_available(&p) == 3, "three taken, three left");
+    block_pool_register(&p, a, -1, t);
+    block_pool_register(&p, b, a, t + 4);
+    int32_t held[3] = {a, b, c};
+    block_pool_give(&p, held, 3);
+    CHECK(p.n_free == 4 && p.n_cached == 2 && block_pool_available(&p) == 6,
+          "released: the unregistered block is free, the two registered ones cached (free %d, cached %d)", p.n_free,
+          p.n_cached);
+    CHECK(block_pool_match(&p, t, 3, ids) == 2 && ids[0] == a && ids[1] == b && p.n_cached == 0,
+          "the same tokens find both blocks, in order, and hold them");
+    int32_t other[8] = {1, 2, 3, 4, 99, 6, 7, 8};
+    CHECK(block_pool_match(&p, other, 2, ids + 2) == 1 && ids[2] == a && p.refs[a] == 2,
+          "a different second block shares only the first");
+    CHECK(block_pool_match(&p, t + 4, 1, ids) == 0, "a block is found only after its parent: t[4..8) alone is not a prefix");
+    int32_t back[3] = {a, a, b}; /* a's last holder lets go first: a is the least recently used */
+    block_pool_give(&p, back, 3);
+    CHECK(p.n_cached == 2 && p.n_free == 4, "released again: both cached");
+    /* the 4 free blocks go first, then the least recently used cached one */
+    for (int i = 0; i < 4; i++) block_pool_take(&p);
+    CHECK(p.n_cached == 2 && p.evictions == 0, "free blocks are taken before any cached one is evicted");
+    int32_t e = block_pool_take(&p);
+    CHECK(e == a && p.evictions == 1 && !p.registered[a], "then the least recently used cached block: a (got %d)", e);
+    CHECK(block_pool_match(&p, t, 2, ids) == 0, "with its first block gone the prefix is not found");
+    /* a reused for other tokens as a first block: b's entry names a's old generation and stays unreachable */
+    int32_t t2[4] = {1, 2, 3, 4};
+    block_pool_register(&p, a, -1, t2);
+    CHECK(block_pool_match(&p, t, 2, ids) == 1 && ids[0] == a, "a's new content matches (the same first tokens)...");
+    CHECK(p.refs[a] == 2, "...and is shared with its current holder");
+    block_pool_free(&p);
+}
+
+/* Prefix caching in the scheduler: a second request with the same prompt
+ * starts from the first one's computed blocks (all but the last token), a
+ * different prompt shares only its equal blocks, and a lost group takes the
+ * cache with it. */
+static void check_prefix_caching(void) {
+    g_prefix_caching = true;
+    g_max_prefill = -1; /* prompts not held back by the prefill budget (its own test) */
+    scheduler *s = new_scheduler(32, 64);
+    gen_stream *a = submit(s, 10, 4); /* tokens 10..19: blocks [10..13] [14..17] + 2 */
+    batching_admit(s);
+    step_plan plan;
+    batching_plan(s, &plan);
+    CHECK(plan.n == 1 && plan.chunk[0] == 10 && a->n_computed == 0, "the first request computes its whole prompt");
+    uint64_t ids[1] = {a->id};
+    int32_t toks[1] = {42};
+    float lps[1] = {0};
+    Facet__V1__StepResponse resp = FACET__V1__STEP_RESPONSE__INIT;
+    resp.n_seq_ids = resp.n_token_ids = resp.n_logprobs = 1;
+    resp.seq_ids = ids, resp.token_ids = toks, resp.logprobs = lps;
+    accept_step_results(s, &plan, &resp);
+    CHECK(s->blocks.registered[a->blocks[0]] && s->blocks.registered[a->blocks[1]] && !s->blocks.registered[a->blocks[2]],
+          "its two full blocks are registered, the partial third is not");
+
+    gen_stream *b = submit(s, 10, 4), *c = submit(s, 8, 4);
+    batching_admit(s);
+    CHECK(b->n_computed == 8 && b->blocks[0] == a->blocks[0] && b->blocks[1] == a->blocks[1] && b->blocks[2] != a->blocks[2],
+          "the same prompt: 8 of its 10 tokens from the cache, sharing a's blocks (computed %d)", b->n_computed);
+    CHECK(c->n_computed == 4 && c->blocks[0] == a->blocks[0],
+          "an 8-token prompt equal to both blocks reuses only the first: its last token must be computed (got %d)",
+          c->n_computed);
+    CHECK(s->prefix_hit_tokens == 12, "12 tokens counted as cache hits (got %llu)", (unsigned long long)s->prefix_hit_tokens);
+    batching_plan(s, &plan);
+    CHECK(plan.n == 3 && plan.chunk[1] == 2 && plan.chunk[2] == 4, "b computes 2 tokens, c 4 (got %d, %d)",
+          plan.n > 1 ? plan.chunk[1] : -1, plan.n > 2 ? plan.chunk[2] : -1);
+
+    g_prompt_base = 500; /* other tokens: nothing to share */
+    gen_stream *d = submit(s, 10, 4);
+    batching_admit(s);
+    CHECK(d->n_computed == 0, "a prompt with other tokens starts from nothing");
+    g_prompt_base = 10;
+
+    lose(s, 3);
+    form(s, 4, 32);
+    CHECK(s->blocks.n_cached == 0 && !s->blocks.registered[0] && !s->blocks.registered[1],
+          "a new group starts with an empty cache");
+    batching_admit(s);
+    CHECK(b->n_computed == 0, "requeued requests recompute from their first token on the new group");
+    free_scheduler(s);
+    gen_stream_release(a), gen_stream_release(b), gen_stream_release(c), gen_stream_release(d);
+    g_prefix_caching = false;
+    g_max_prefill = 0;
+}
+
 int main(void) {
     check_admission_and_plan();
     check_budget_and_order();
@@ -266,5 +440,9 @@ int main(void) {
     check_group_lost();
     check_cannot_fit();
     check_step_timing();
+    check_prefill_budget();
+    check_step_line();
+    check_prefix_pool();
+    check_prefix_caching();
     return CHECK_RESULT();
 }
