@@ -12,6 +12,7 @@
 #include "kernels/cpu/ops.h"
 #include "common/alloc.h"
 #include "kernels/cpu/ops_common.h"
+#include "kernels/cpu/vec_math.h"
 
 #define AVX2 __attribute__((target("avx2,fma")))
 #define MATMUL_MIN_ROWS_PER_TASK 16
@@ -240,11 +241,15 @@ typedef struct {
     size_t n, chunk;
 } geglu_job;
 
-static void geglu_task(void *p, int task, int thread) {
+/* gelu_tanh_ps (vec_math.h) 8 at a time: libm's tanhf per element was
+ * 11 % of a tiny-model step (perf) */
+AVX2 static void geglu_task(void *p, int task, int thread) {
     (void)thread;
     const geglu_job *j = p;
-    size_t b = (size_t)task * j->chunk, e = b + j->chunk < j->n ? b + j->chunk : j->n;
-    for (size_t i = b; i < e; i++) j->g[i] = gelu_tanh(j->g[i]) * j->u[i];
+    size_t b = (size_t)task * j->chunk, e = b + j->chunk < j->n ? b + j->chunk : j->n, i = b;
+    for (; i + 8 <= e; i += 8)
+        _mm256_storeu_ps(j->g + i, _mm256_mul_ps(gelu_tanh_ps(_mm256_loadu_ps(j->g + i)), _mm256_loadu_ps(j->u + i)));
+    for (; i < e; i++) j->g[i] = gelu_tanh(j->g[i]) * j->u[i];
 }
 
 static void fast_geglu(threadpool *tp, float *g, const float *u, int n, int f) {

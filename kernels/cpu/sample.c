@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "common/philox.h"
+#include "kernels/cpu/vec_math.h"
 
 #define GUMBEL_STREAM 0x53414d50u /* "SAMP": separates sampling noise from other uses */
 
@@ -53,29 +54,6 @@ AVX2 static int argmax_avx2(const float *x, int n) {
     for (; i < n; i++)
         if (x[i] == m) return i;
     return 0; /* every value -inf or NaN */
-}
-
-/* exp(d) for d ≤ 0, in float: d = k·ln2 + r with |r| ≤ ln2/2 (ln2 in two
- * parts so r is exact), e^r by its Taylor polynomial to degree 6 (error
- * under 2e-7 relative), times 2^k built in the exponent bits; d < −87
- * gives 0 (the double sum would not see it). */
-AVX2 static inline __m256 exp_nonpositive_ps(__m256 d) {
-    const __m256 lo = _mm256_set1_ps(-87.0f);
-    __m256 keep = _mm256_cmp_ps(d, lo, _CMP_GE_OQ);
-    d = _mm256_max_ps(d, lo);
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(d, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), d);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(scale)), keep);
 }
 
 AVX2 static double sum_exp_avx2(const float *x, int n, float max) {
