@@ -34,7 +34,7 @@ static void on_signal(int sig) { (void)sig, g_stop = 1; }
     {"block-size", ARG_INT, &(o).block_size, "KV positions per block (default 16)", 1, 1024, NULL},                   \
     {"max-num-batched-tokens", ARG_INT, &(o).max_batch_tokens, "token budget of a step (default 512)", 1, 1 << 20, NULL}, \
     {"max-num-seqs", ARG_INT, &(o).max_seqs, "sequences per step (default 64)", 1, 1024, NULL},                     \
-    {"max-prefill-tokens", ARG_INT, &(o).max_prefill_tokens, "new prompts' tokens a step may carry while other requests decode (default 0: auto, a step at most 1.5x a single-stream decode step; -1: up to --max-num-batched-tokens)", -1, 1 << 20, NULL}, \
+    {"max-prefill-tokens", ARG_INT, &(o).max_prefill_tokens, "new prompts' tokens a step may carry while other requests decode (default 0: up to --max-num-batched-tokens; -1: auto, a step at most ~1.5x a single-stream decode step; costs TTFT and throughput, docs/API.md)", -1, 1 << 20, NULL}, \
     {"no-prefix-caching", ARG_FLAG, &(o).no_prefix_caching, "compute every prompt in full instead of reusing the KV blocks of an equal prefix", 0, 0, NULL}, \
     {"max-queue", ARG_INT, &(o).max_queue, "requests waiting at most; more are refused with 429 (default 1024)", 1, 1 << 24, NULL}, \
     {"served-model-name", ARG_STRING, &(o).served_model_name, "the model name clients use (default: the directory's name)", 0, 0, NULL}, \

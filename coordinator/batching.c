@@ -214,8 +214,8 @@ static void plan_prune(scheduler *s, step_plan *plan, int *budget) {
 int batching_prefill_budget(const scheduler *s) {
     int cap = s->opt.max_batch_tokens;
     if (s->opt.max_prefill_tokens > 0) return s->opt.max_prefill_tokens < cap ? s->opt.max_prefill_tokens : cap;
+    if (s->opt.max_prefill_tokens == 0) return cap; /* off, the default */
     double fixed, per_token;
-    if (s->opt.max_prefill_tokens < 0) return cap;
     if (!step_timing_line(&s->timing, &fixed, &per_token)) return 1; /* not known yet: the cautious end */
     double k = (fixed + per_token) / (2 * per_token) + 1e-9; /* 2.9999… from rounding is 3 */
     return k < 1 ? 1 : k > cap ? cap : (int)k;

@@ -11,11 +11,13 @@
  * "Known tokens not yet in the cache" makes prefill, decode and recompute
  * one operation.
  *
- * The prefill budget. While some sequences decode, the chunks of prompts
- * that have not produced a token yet share at most max_prefill_tokens
- * tokens per step, so a long prompt slows the running streams by a bounded
- * amount instead of stalling them (vLLM's chunked prefill does the same).
- * Auto (0) sizes it from the step times (step_timing_line): with a step
+ * The prefill budget (off by default). While some sequences decode, the
+ * chunks of prompts that have not produced a token yet share at most
+ * max_prefill_tokens tokens per step, so a long prompt slows the running
+ * streams by a bounded amount instead of stalling them. Off by default
+ * because on a CPU it costs more than it gives for most loads (a prompt
+ * token costs a large share of a decode step there: docs/PERFORMANCE.md).
+ * Auto (-1) sizes it from the step times (step_timing_line): with a step
  * costing fixed + per_token × tokens, k prompt tokens cost k × per_token,
  * and k = (fixed + per_token) / (2 × per_token) keeps a step within 1.5×
  * a single-stream decode step; at least 1, so prompts always advance, and

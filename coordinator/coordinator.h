@@ -45,7 +45,7 @@ typedef struct coordinator_options {
     int kv_blocks;        /* 0: each worker sizes its cache; the group uses the smallest */
     int max_batch_tokens; /* tokens per step */
     int max_seqs;         /* sequences per step */
-    int max_prefill_tokens; /* new prompts' tokens per step while others decode: > 0 that many, 0 auto, < 0 no cap */
+    int max_prefill_tokens; /* new prompts' tokens per step while others decode: > 0 that many, 0 no cap, < 0 auto */
     int max_queue;        /* requests waiting; beyond it they are refused (429 / RESOURCE_EXHAUSTED) */
     bool no_prefix_caching; /* compute every prompt from its first token */
     int grpc_threads;     /* concurrent gRPC calls (each Generate stream holds one) */

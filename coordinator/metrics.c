@@ -144,7 +144,7 @@ char *metrics_render(metrics *m, const coordinator_stats *st) {
     render_gauge(&out, "facet_kv_usage_ratio", "Fraction of KV blocks in use.",
                  st->kv_blocks_total ? (double)(st->kv_blocks_total - st->kv_blocks_free) / st->kv_blocks_total : 0);
     render_gauge(&out, "facet_prefill_budget_tokens",
-                 "New prompts' tokens a step may carry while other requests decode (--max-prefill-tokens; auto: from step times).",
+                 "New prompts' tokens a step may carry while other requests decode (--max-prefill-tokens; -1, auto: from step times).",
                  st->prefill_budget);
     render_gauge(&out, "facet_kv_blocks_cached", "KV blocks no request holds that keep a prefix for reuse.",
                  st->kv_blocks_cached);

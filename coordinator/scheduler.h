@@ -31,7 +31,7 @@ typedef struct scheduler_options {
     int max_batch_tokens; /* tokens per step */
     int max_seqs;         /* sequences per step */
     int max_prefill_tokens; /* new prompts' tokens a step carries while others decode: > 0 that many,
-                               0 auto (batching.h), < 0 up to max_batch_tokens */
+                               0 up to max_batch_tokens (the default), < 0 auto (batching.h) */
     int max_queue;        /* requests waiting; beyond it they are refused (429 / RESOURCE_EXHAUSTED) */
     bool prefix_caching;  /* share the KV blocks of equal prefixes (blocks.h) */
     int step_timeout_ms;  /* the longest a step may take, whatever its size */

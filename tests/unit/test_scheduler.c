@@ -25,7 +25,7 @@
 
 static served_model g_model;
 
-static int g_max_prefill;    /* --max-prefill-tokens of the next new_scheduler (0: auto) */
+static int g_max_prefill;    /* --max-prefill-tokens of the next new_scheduler (0: no cap, -1: auto) */
 static bool g_prefix_caching; /* and whether it caches prefixes */
 
 static scheduler *new_scheduler(int blocks, int budget) {
@@ -86,7 +86,6 @@ static void check_admission_and_plan(void) {
 }
 
 static void check_budget_and_order(void) {
-    g_max_prefill = -1; /* prompt chunks up to the step's budget (the prefill budget has its own test) */
     scheduler *s = new_scheduler(64, 8);
     gen_stream *a = submit(s, 5, 4), *b = submit(s, 20, 4);
     batching_admit(s);
@@ -101,7 +100,6 @@ static void check_budget_and_order(void) {
     CHECK(plan.n == 2 && plan.seq[0] == a && plan.chunk[0] == 1 && plan.seq[1] == b && plan.chunk[1] == 7,
           "a's decode token first, then 7 more of b's prompt");
     free_scheduler(s);
-    g_max_prefill = 0;
     gen_stream_release(a), gen_stream_release(b);
 }
 
@@ -295,7 +293,7 @@ static void check_prefill_budget(void) {
     free_scheduler(s);
     gen_stream_release(a), gen_stream_release(b), gen_stream_release(c);
 
-    g_max_prefill = 0; /* auto: fixed 100 ms + 20 ms a token gives (0.1 + 0.02) / 0.04 = 3 */
+    g_max_prefill = -1; /* auto: fixed 100 ms + 20 ms a token gives (0.1 + 0.02) / 0.04 = 3 */
     s = new_scheduler(64, 16);
     CHECK(batching_prefill_budget(s) == 1, "auto before the step times say anything: 1 token, the cautious end");
     const int sizes[] = {1, 64, 16, 1, 4};
@@ -310,7 +308,7 @@ static void check_prefill_budget(void) {
     free_scheduler(s);
     gen_stream_release(a), gen_stream_release(b);
 
-    g_max_prefill = -1; /* no cap */
+    g_max_prefill = 0; /* the default: no cap */
     s = new_scheduler(64, 16);
     for (int i = 0; i < 5; i++) step_timing_note(&s->timing, sizes[i], 0.1 + 0.02 * sizes[i]);
     a = submit(s, 5, 8), b = submit(s, 20, 4);
@@ -318,7 +316,7 @@ static void check_prefill_budget(void) {
     a->n_computed = 5;
     sequence_append(a, 7);
     batching_plan(s, &plan);
-    CHECK(plan.n == 2 && plan.chunk[1] == 15, "-1: the prompt takes the rest of the step");
+    CHECK(plan.n == 2 && plan.chunk[1] == 15, "0, the default: the prompt takes the rest of the step");
     free_scheduler(s);
     gen_stream_release(a), gen_stream_release(b);
     g_max_prefill = 0;
@@ -385,7 +383,6 @@ static void check_prefix_pool(void) {
  * cache with it. */
 static void check_prefix_caching(void) {
     g_prefix_caching = true;
-    g_max_prefill = -1; /* prompts not held back by the prefill budget (its own test) */
     scheduler *s = new_scheduler(32, 64);
     gen_stream *a = submit(s, 10, 4); /* tokens 10..19: blocks [10..13] [14..17] + 2 */
     batching_admit(s);
@@ -429,7 +426,6 @@ static void check_prefix_caching(void) {
     free_scheduler(s);
     gen_stream_release(a), gen_stream_release(b), gen_stream_release(c), gen_stream_release(d);
     g_prefix_caching = false;
-    g_max_prefill = 0;
 }
 
 int main(void) {
