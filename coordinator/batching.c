@@ -160,7 +160,6 @@ static sequence *preempt_newest(scheduler *s) {
     *newest = q->next;
     s->n_running--;
     release_blocks(s, q);
-    q->n_computed = 0;
     insert_by_arrival(&s->waiting_head, q);
     s->n_waiting++;
     fix_waiting_tail(s);

@@ -141,7 +141,6 @@ int block_pool_match(block_pool *p, const int32_t *tokens, int max_blocks, int32
         if (p->refs[id]++ == 0) lru_remove(p, id);
         ids[k] = parent = id;
     }
-    p->hit_tokens += (uint64_t)k * (uint64_t)p->block_size;
     return k;
 }
 

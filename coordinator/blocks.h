@@ -44,7 +44,7 @@ typedef struct block_pool {
     int32_t *lru_prev, *lru_next; /* (total) the cached blocks, least recently used first */
     int32_t lru_head, lru_tail;
     int n_cached;
-    uint64_t hit_tokens, evictions;
+    uint64_t evictions;
 } block_pool;
 
 /* All n blocks free again (a new group, whose caches hold nothing); with

@@ -94,6 +94,8 @@ const cpu_ops *cpu_ops_ref(void);
 const cpu_ops *cpu_ops_fast(void);
 /* The fastest table this CPU supports. */
 const cpu_ops *cpu_ops_select(void);
+/* Whether this CPU runs the AVX2 + FMA kernels (ops_fast.c, sample.c, quant_fast.c). */
+bool cpu_has_avx2_fma(void);
 
 
 #endif

@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/ops.h"
 #include "common/alloc.h"
 #include "common/numeric.h"
 
@@ -714,9 +715,7 @@ static bool cpu_has_simd(void) {
     int v = atomic_load_explicit(&known, memory_order_relaxed);
     if (v >= 0) return v;
     unsigned a, b, c, d;
-    __builtin_cpu_init();
-    v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __get_cpuid(1, &a, &b, &c, &d) &&
-        (c & bit_F16C);
+    v = cpu_has_avx2_fma() && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     atomic_store_explicit(&known, v, memory_order_relaxed);
     return v;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "common/philox.h"
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/vec_math.h"
 
 #define GUMBEL_STREAM 0x53414d50u /* "SAMP": separates sampling noise from other uses */
@@ -72,12 +73,10 @@ AVX2 static double sum_exp_avx2(const float *x, int n, float max) {
     return s;
 }
 
-static bool has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-
-int argmax_f32(const float *x, int n) { return has_avx2() ? argmax_avx2(x, n) : argmax_f32_ref(x, n); }
+int argmax_f32(const float *x, int n) { return cpu_has_avx2_fma() ? argmax_avx2(x, n) : argmax_f32_ref(x, n); }
 
 double sum_exp_f32(const float *x, int n, float max) {
-    return has_avx2() ? sum_exp_avx2(x, n, max) : sum_exp_f32_ref(x, n, max);
+    return cpu_has_avx2_fma() ? sum_exp_avx2(x, n, max) : sum_exp_f32_ref(x, n, max);
 }
 
 double gumbel_noise(uint64_t seed, uint64_t position, int32_t id) {

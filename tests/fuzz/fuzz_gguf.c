@@ -6,6 +6,7 @@
 
 #include "model/gguf.h"
 #include "model/gguf_tokenizer.h"
+#include "tokenizer_roundtrip.h"
 
 static const uint8_t *g_begin, *g_end;
 
@@ -26,19 +27,7 @@ static void walk_value(gguf_value v) {
 static void try_tokenizer(const gguf_file *g) {
     errbuf err;
     tokenizer *tok = tokenizer_from_gguf(g, &err);
-    if (!tok) return;
-    /* the end of the input doubles as text to encode */
-    size_t n = g_end - g_begin < 64 ? (size_t)(g_end - g_begin) : 64;
-    token_list ids;
-    token_list_init(&ids);
-    if (tokenizer_encode(tok, (const char *)g_end - n, n, 0, &ids, &err)) {
-        strbuf out;
-        strbuf_init(&out);
-        if (!tokenizer_decode(tok, ids.ids, ids.n, &out, &err)) abort(); /* ids from encode are in range */
-        strbuf_free(&out);
-    }
-    token_list_free(&ids);
-    tokenizer_free(tok);
+    if (tok) tokenizer_roundtrip_and_free(tok, g_end, (size_t)(g_end - g_begin)); /* the input's end as text */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

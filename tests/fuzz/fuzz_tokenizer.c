@@ -4,22 +4,11 @@
 #include <stdlib.h>
 
 #include "tokenizer/tokenizer.h"
+#include "tokenizer_roundtrip.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     errbuf err;
     tokenizer *tok = tokenizer_parse(data, size, &err);
-    if (!tok) return 0;
-    /* the tail of the input doubles as text to encode */
-    size_t n = size < 64 ? size : 64;
-    token_list ids;
-    token_list_init(&ids);
-    if (tokenizer_encode(tok, (const char *)data + size - n, n, 0, &ids, &err)) {
-        strbuf out;
-        strbuf_init(&out);
-        if (!tokenizer_decode(tok, ids.ids, ids.n, &out, &err)) abort(); /* ids from encode are in range */
-        strbuf_free(&out);
-    }
-    token_list_free(&ids);
-    tokenizer_free(tok);
+    if (tok) tokenizer_roundtrip_and_free(tok, data + size, size); /* the input's tail as text */
     return 0;
 }

@@ -35,6 +35,8 @@ from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader, GGUFValueType as V, GGUFWriter
 from gguf.quants import quantize
 
+from make_tokenizer_fixtures import SPM_GEMMA_FLAGS  # this folder: Python puts a script's own on sys.path
+
 VOCAB_SIZE = 700
 SENTENCES = [
     "The weights of a model are stored in blocks, and every block has a scale.",
@@ -75,14 +77,7 @@ def train_vocab(tmp):
     # relative paths, run in tmp: the model records them, and must not vary
     subprocess.run([
         "spm_train", "--input=corpus.txt", "--model_prefix=vocab", f"--vocab_size={VOCAB_SIZE}",
-        "--model_type=bpe", "--byte_fallback=true", "--split_digits=true",
-        "--normalization_rule_name=identity", "--add_dummy_prefix=false",
-        "--remove_extra_whitespaces=false", "--allow_whitespace_only_pieces=true",
-        "--character_coverage=1.0",
-        "--pad_id=0", "--eos_id=1", "--bos_id=2", "--unk_id=3",
-        "--pad_piece=<pad>", "--eos_piece=<eos>", "--bos_piece=<bos>", "--unk_piece=<unk>",
-        "--user_defined_symbols=<start_of_turn>,<end_of_turn>",
-        "--num_threads=1", "--minloglevel=2",
+        *SPM_GEMMA_FLAGS, "--num_threads=1", "--minloglevel=2",
     ], check=True, cwd=tmp)
     return os.path.join(tmp, "vocab.model")
 

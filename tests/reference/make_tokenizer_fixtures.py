@@ -22,6 +22,19 @@ import tempfile
 
 SIZES = {"spm-bpe-1k": 1000, "spm-bpe-8k": 8000}
 
+# Gemma's tokenizer as spm_train makes it: BPE with byte fallback and split
+# digits, no normalization or dummy prefix, whitespace pieces kept, Gemma's
+# special ids and turn markers (make_gguf_fixtures.py trains with these too)
+SPM_GEMMA_FLAGS = [
+    "--model_type=bpe", "--byte_fallback=true", "--split_digits=true",
+    "--normalization_rule_name=identity", "--add_dummy_prefix=false",
+    "--remove_extra_whitespaces=false", "--allow_whitespace_only_pieces=true",
+    "--character_coverage=1.0",
+    "--pad_id=0", "--eos_id=1", "--bos_id=2", "--unk_id=3",
+    "--pad_piece=<pad>", "--eos_piece=<eos>", "--bos_piece=<bos>", "--unk_piece=<unk>",
+    "--user_defined_symbols=<start_of_turn>,<end_of_turn>",
+]
+
 SCRIPTS = [
     (0x0430, 0x044F),    # Cyrillic
     (0x03B1, 0x03C9),    # Greek
@@ -100,14 +113,7 @@ def main(out_dir):
             prefix = os.path.join(tmp, name)
             subprocess.run([
                 "spm_train", f"--input={corpus}", f"--model_prefix={prefix}", f"--vocab_size={vocab}",
-                "--model_type=bpe", "--byte_fallback=true", "--split_digits=true",
-                "--normalization_rule_name=identity", "--add_dummy_prefix=false",
-                "--remove_extra_whitespaces=false", "--allow_whitespace_only_pieces=true",
-                "--character_coverage=1.0",
-                "--pad_id=0", "--eos_id=1", "--bos_id=2", "--unk_id=3",
-                "--pad_piece=<pad>", "--eos_piece=<eos>", "--bos_piece=<bos>", "--unk_piece=<unk>",
-                "--user_defined_symbols=<start_of_turn>,<end_of_turn>",
-                "--num_threads=2", "--minloglevel=2",
+                *SPM_GEMMA_FLAGS, "--num_threads=2", "--minloglevel=2",
             ], check=True)
             os.replace(prefix + ".model", os.path.join(out_dir, name + ".model"))
             print(f"{out_dir}/{name}.model: {vocab} pieces")
