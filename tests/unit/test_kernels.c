@@ -4,6 +4,7 @@
  * longer than 256 terms. Outputs are poisoned with NaN first, so
  * an element an op forgets to write fails. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "random_data.h"
@@ -16,21 +17,23 @@
 static const cpu_ops *ref, *fast;
 static threadpool *tp;
 
+/* w (R, C) of dtype dt over the fp32 values wf; bf16 ones go to *wb (freed by the caller) */
+static weight_matrix random_weights(dtype dt, int R, int C, float *wf, bf16_t **wb) {
+    if (dt != DTYPE_BF16) return (weight_matrix){dt, R, C, wf};
+    *wb = malloc((size_t)R * C * sizeof **wb);
+    for (size_t i = 0; i < (size_t)R * C; i++) (*wb)[i] = f32_to_bf16(wf[i]);
+    return (weight_matrix){dt, R, C, *wb};
+}
+
 static void test_matmul(dtype dt) {
-    const int ns[] = {1, 2, 3, 4, 5, 8, 17}, rows[] = {1, 3, 64, 67, 130}, cols[] = {1, 7, 8, 16, 33, 256, 4105};
-    for (size_t a = 0; a < 7; a++)
+    const int ns[] = {1, 2, 3, 4, 5, 8, 17, 40}, rows[] = {1, 3, 64, 67, 130}, cols[] = {1, 7, 8, 16, 33, 256, 4105};
+    for (size_t a = 0; a < 8; a++)
         for (size_t b = 0; b < 5; b++)
             for (size_t c = 0; c < 7; c++) {
                 int n = ns[a], R = rows[b], C = cols[c];
                 float *x = randv((size_t)n * C), *wf = randv((size_t)R * C);
-                void *wd = wf;
                 bf16_t *wb = NULL;
-                if (dt == DTYPE_BF16) {
-                    wb = malloc((size_t)R * C * sizeof *wb);
-                    for (size_t i = 0; i < (size_t)R * C; i++) wb[i] = f32_to_bf16(wf[i]);
-                    wd = wb;
-                }
-                weight_matrix w = {dt, R, C, wd};
+                weight_matrix w = random_weights(dt, R, C, wf, &wb);
                 float *y0 = nanv((size_t)n * R), *y1 = nanv((size_t)n * R);
                 ref->matmul(NULL, y0, x, n, &w);
                 fast->matmul(tp, y1, x, n, &w);
@@ -38,6 +41,16 @@ static void test_matmul(dtype dt) {
                 double tol = TOL * (C > 256 ? sqrt(C / 256.0) : 1.0);
                 double d = rel_max_diff(y1, y0, (size_t)n * R);
                 CHECK(d <= tol, "matmul %s n=%d rows=%d cols=%d: rel diff %.3g", dtype_name(dt), n, R, C, d);
+                /* Bitwise batch invariance: each row of the batch (the prefill GEMM's panels and
+                 * the rows left after them) equals the same row computed alone (the decode GEMV).
+                 * The engine relies on it for identical tokens whatever else shares a step. */
+                int differ = -1;
+                for (int i = 0; i < n && differ < 0; i++) {
+                    fast->matmul(tp, y0, x + (size_t)i * C, 1, &w);
+                    if (memcmp(y0, y1 + (size_t)i * R, (size_t)R * sizeof *y0) != 0) differ = i;
+                }
+                CHECK(differ < 0, "matmul %s n=%d rows=%d cols=%d: row %d differs from the same row alone",
+                      dtype_name(dt), n, R, C, differ);
                 free(x), free(wf), free(wb), free(y0), free(y1);
             }
 }
