@@ -32,7 +32,9 @@ wait_http http://127.0.0.1:8000/ready || { echo "facet did not start"; kill $fp;
 kill -INT $fp
 wait $fp 2>/dev/null
 
-# 4 slots of 4096 positions; no prompt cache (facet has none yet)
+# 4 slots of 4096 positions; no prompt cache: random prompts share no prefix, and
+# facet's prefix cache is on, so neither server reuses work (the prefix
+# dataset is the place to compare caches)
 "$LLAMA_SERVER" -m "$llama_model" --host 127.0.0.1 --port 8090 -t 2 -c $((4 * 4096)) --parallel 4 \
     >"$R/llama-$tag.log" 2>&1 &
 lp=$!

@@ -21,15 +21,18 @@
 #define MATMUL_MAX_ROWS_PER_TASK 1024
 /* The prefill GEMM (gemm_panel below): a register tile of GEMM_MR activation
  * rows by GEMM_NR weight rows (12 accumulators + 3 weight vectors + 1 x
- * vector = the 16 ymm registers), over column chunks of GEMM_KC so the
- * panel's x chunk (4 x 512 fp32 = 8 KB) stays in L1 while the weight rows of
- * a sub-block (GEMM_SUB_ROWS) stream past it from L2. */
+ * vector = the 16 ymm registers), one of the two summation chains at a time,
+ * over column chunks of GEMM_KC so the panel's x chunk (4 x 512 fp32 = 8 KB)
+ * stays in L1 while the weight rows of a sub-block (GEMM_SUB_ROWS) stream
+ * past it from L2. Measured on the 2b's shapes, 2 threads: 4x3 beat 6x2,
+ * 3x4 and 2x6 (the last two spill); packing weights to fp32 first, or x into
+ * one stream, gained nothing. */
 #define GEMM_MR 4
 #define GEMM_NR 3
 #define GEMM_KC 512
 #define GEMM_SUB_ROWS 48
 #define INLINE __attribute__((always_inline)) inline
-_Static_assert(GEMM_SUB_ROWS % GEMM_NR == 0 && GEMM_KC % 8 == 0, "whole tiles per sub-block, whole vectors per chunk");
+_Static_assert(GEMM_SUB_ROWS % GEMM_NR == 0 && GEMM_KC % 16 == 0, "whole tiles per sub-block, whole pairs of groups per chunk");
 
 AVX2 static inline __m256 load8_bf16(const bf16_t *p) {
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
@@ -46,62 +49,74 @@ AVX2 static inline float hsum8(__m256 v) {
 }
 
 /* ---- matmul micro-kernels, one set per weight dtype -------------------------
+ * Every kernel computes each output as the same "two-chain" dot product: the
+ * columns in groups of 8, even groups summed into one 8-lane accumulator and
+ * odd groups into another (two FMA chains: one chain's 4-cycle latency held
+ * a decode thread to ~14 GB/s), then hsum8(even + odd), then the columns past
+ * the last group one by one. So a token's result does not depend on the
+ * kernel, the tile or what else is in the batch: batching is bitwise
+ * invariant (tests/unit/test_kernels.c checks every row of a batch against
+ * the row alone). An outer-product GEMM (one lane per output, the BLAS way)
+ * would break that, so the GEMM keeps the dot-product form and pays one
+ * horizontal sum per output.
  * dot_1x1: one activation row against one weight row (decode with short
- *          rows: a single stream per thread reads memory fastest, 27 GB/s
- *          vs 23 for four interleaved rows, 2048 columns, on the 2-core
- *          EPYC of docs/PERFORMANCE.md).
+ *          rows: a single stream per thread reads memory fastest).
  * dot_1x4: one activation row against four weight rows (decode with long
- *          rows, whose x does not stay in L1: 29 GB/s vs 15 for 1x1 at
- *          16384 columns).
- * gemm_panel: four activation rows against a block of weight rows
+ *          rows, whose x does not stay in L1).
+ * gemm_panel: GEMM_MR activation rows against a block of weight rows
  *          (prefill), a blocked GEMM whose accumulators wait in memory
- *          between column chunks.
- * All sum every output in the same order (one 8-lane accumulator over the
- * columns, then the lanes, then the tail), so a token's result does not
- * depend on what else is in the batch: batching is bitwise invariant.
- * A second accumulator would make decode ~7% faster and break that; an
- * outer-product GEMM (one lane per output, the BLAS way) would too, so the
- * GEMM keeps the dot-product form and pays one horizontal sum per output. */
+ *          between column chunks. */
 #define DEFINE_MATMUL_KERNELS(SUFFIX, WT, LOAD8, SCALAR)                                          \
     AVX2 static void dot_1x4_##SUFFIX(float *y, int ldy, const float *x, const WT *w, int cols) {  \
-        const WT *w0 = w, *w1 = w + cols, *w2 = w + 2 * (size_t)cols, *w3 = w + 3 * (size_t)cols;  \
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                               \
+        __m256 a[4][2];                                                                            \
+        _Pragma("GCC unroll 8") for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps(); \
         int c = 0;                                                                                 \
-        for (; c + 8 <= cols; c += 8) {                                                            \
-            __m256 xv = _mm256_loadu_ps(x + c);                                                    \
-            a0 = _mm256_fmadd_ps(xv, LOAD8(w0 + c), a0);                                           \
-            a1 = _mm256_fmadd_ps(xv, LOAD8(w1 + c), a1);                                           \
-            a2 = _mm256_fmadd_ps(xv, LOAD8(w2 + c), a2);                                           \
-            a3 = _mm256_fmadd_ps(xv, LOAD8(w3 + c), a3);                                           \
+        for (; c + 16 <= cols; c += 16) {                                                          \
+            __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);                   \
+            _Pragma("GCC unroll 8") for (int j = 0; j < 4; j++) {                                  \
+                a[j][0] = _mm256_fmadd_ps(x0, LOAD8(w + (size_t)j * cols + c), a[j][0]);           \
+                a[j][1] = _mm256_fmadd_ps(x1, LOAD8(w + (size_t)j * cols + c + 8), a[j][1]);       \
+            }                                                                                      \
         }                                                                                          \
-        float s0 = hsum8(a0), s1 = hsum8(a1), s2 = hsum8(a2), s3 = hsum8(a3);                     \
-        for (; c < cols; c++) {                                                                    \
-            s0 += x[c] * SCALAR(w0[c]);                                                            \
-            s1 += x[c] * SCALAR(w1[c]);                                                            \
-            s2 += x[c] * SCALAR(w2[c]);                                                            \
-            s3 += x[c] * SCALAR(w3[c]);                                                            \
+        if (c + 8 <= cols) {                                                                       \
+            __m256 x0 = _mm256_loadu_ps(x + c);                                                    \
+            _Pragma("GCC unroll 8") for (int j = 0; j < 4; j++)                                    \
+                a[j][0] = _mm256_fmadd_ps(x0, LOAD8(w + (size_t)j * cols + c), a[j][0]);           \
+            c += 8;                                                                                \
         }                                                                                          \
-        y[0] = s0, y[ldy] = s1, y[2 * (size_t)ldy] = s2, y[3 * (size_t)ldy] = s3;                  \
+        _Pragma("GCC unroll 8") for (int j = 0; j < 4; j++) {                                      \
+            const WT *wj = w + (size_t)j * cols;                                                   \
+            float s = hsum8(_mm256_add_ps(a[j][0], a[j][1]));                                      \
+            for (int t = c; t < cols; t++) s += x[t] * SCALAR(wj[t]);                              \
+            y[(size_t)j * ldy] = s;                                                                \
+        }                                                                                          \
     }                                                                                              \
     AVX2 static float dot_1x1_##SUFFIX(const float *x, const WT *w, int cols) {                    \
-        __m256 a = _mm256_setzero_ps();                                                            \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;                                                  \
         int c = 0;                                                                                 \
-        for (; c + 8 <= cols; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), LOAD8(w + c), a); \
-        float s = hsum8(a);                                                                        \
+        for (; c + 16 <= cols; c += 16) {                                                          \
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), LOAD8(w + c), a0);                        \
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + c + 8), LOAD8(w + c + 8), a1);                \
+        }                                                                                          \
+        if (c + 8 <= cols) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), LOAD8(w + c), a0), c += 8; \
+        float s = hsum8(_mm256_add_ps(a0, a1));                                                    \
         for (; c < cols; c++) s += x[c] * SCALAR(w[c]);                                            \
         return s;                                                                                  \
     }                                                                                              \
-    /* acc (GEMM_MR, GEMM_NR, 8): the 8-lane sums of x rows (ldx apart) against \
-     * nr weight rows (ldw apart) over columns [0, k0); adds columns [k0, k1),     \
-     * k1 - k0 a multiple of 8. nr is a constant at every call, so a stays in     \
-     * registers. */                                                                               \
+    /* acc (2, GEMM_MR, GEMM_NR, 8): the two chains' 8-lane sums of x rows (ldx   \
+     * apart) against nr weight rows (ldw apart) over the columns before k0; adds  \
+     * chain h's groups of columns [k0, k1) (every other group, from k0 + 8h). k0  \
+     * is a multiple of 16, so the parity of a group is its global one. One chain \
+     * at a time keeps the tile's 12 accumulators in registers; the second pass  \
+     * finds the chunk in L1. nr is a constant at every call. */                                  \
     AVX2 static INLINE void gemm_tile_##SUFFIX(float *acc, const float *x, size_t ldx, const WT *w, \
-                                               size_t ldw, int k0, int k1, const int nr) {         \
+                                               size_t ldw, int k0, int k1, const int nr, int h) {  \
         __m256 a[GEMM_MR][GEMM_NR];                                                                \
+        float *ah = acc + h * GEMM_MR * GEMM_NR * 8;                                               \
         _Pragma("GCC unroll 8") for (int i = 0; i < GEMM_MR; i++)                                  \
             _Pragma("GCC unroll 8") for (int j = 0; j < nr; j++)                                   \
-                a[i][j] = k0 ? _mm256_loadu_ps(acc + (i * GEMM_NR + j) * 8) : _mm256_setzero_ps(); \
-        for (int c = k0; c < k1; c += 8) {                                                         \
+                a[i][j] = k0 ? _mm256_loadu_ps(ah + (i * GEMM_NR + j) * 8) : _mm256_setzero_ps();  \
+        for (int c = k0 + 8 * h; c + 8 <= k1; c += 16) {                                           \
             __m256 v[GEMM_NR];                                                                     \
             _Pragma("GCC unroll 8") for (int j = 0; j < nr; j++) v[j] = LOAD8(w + j * ldw + c);    \
             _Pragma("GCC unroll 8") for (int i = 0; i < GEMM_MR; i++) {                            \
@@ -112,15 +127,15 @@ AVX2 static inline float hsum8(__m256 v) {
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int i = 0; i < GEMM_MR; i++)                                  \
             _Pragma("GCC unroll 8") for (int j = 0; j < nr; j++)                                   \
-                _mm256_storeu_ps(acc + (i * GEMM_NR + j) * 8, a[i][j]);                            \
+                _mm256_storeu_ps(ah + (i * GEMM_NR + j) * 8, a[i][j]);                             \
     }                                                                                              \
     /* y (GEMM_MR rows, ldy apart) [r0, r1) = x (GEMM_MR rows, cols apart) · w[r0, r1)ᵀ:           \
      * the weight rows in sub-blocks, each swept chunk by chunk of columns with the                \
      * accumulators of all its tiles parked in acc between chunks; then each output                \
-     * is the horizontal sum plus the tail, exactly as dot_1x1 finishes. */                        \
+     * is finished exactly as dot_1x1 finishes. */                                                 \
     AVX2 static void gemm_panel_##SUFFIX(float *y, int ldy, const float *x, const WT *w, int cols, \
                                          int r0, int r1) {                                         \
-        float acc[GEMM_SUB_ROWS / GEMM_NR][GEMM_MR * GEMM_NR * 8];                                  \
+        float acc[GEMM_SUB_ROWS / GEMM_NR][GEMM_MR * GEMM_NR * 2 * 8];                              \
         int c8 = cols & ~7;                                                                        \
         for (int sb = r0; sb < r1; sb += GEMM_SUB_ROWS) {                                          \
             int se = sb + GEMM_SUB_ROWS < r1 ? sb + GEMM_SUB_ROWS : r1;                            \
@@ -128,17 +143,22 @@ AVX2 static inline float hsum8(__m256 v) {
                 int k1 = k0 + GEMM_KC < c8 ? k0 + GEMM_KC : c8;                                    \
                 int r = sb, tile = 0;                                                              \
                 for (; r + GEMM_NR <= se; r += GEMM_NR, tile++)                                    \
-                    gemm_tile_##SUFFIX(acc[tile], x, cols, w + (size_t)r * cols, cols, k0, k1, GEMM_NR); \
-                if (GEMM_NR > 2 && se - r == 2) /* the block's last rows, one tile with fewer */   \
-                    gemm_tile_##SUFFIX(acc[tile], x, cols, w + (size_t)r * cols, cols, k0, k1, 2); \
-                if (se - r == 1) gemm_tile_##SUFFIX(acc[tile], x, cols, w + (size_t)r * cols, cols, k0, k1, 1); \
+                    for (int h = 0; h < 2; h++) /* the second pass finds the tile's rows in L1 */  \
+                        gemm_tile_##SUFFIX(acc[tile], x, cols, w + (size_t)r * cols, cols, k0, k1, GEMM_NR, h); \
+                for (int h = 0; h < 2; h++) {                                                      \
+                    if (GEMM_NR > 2 && se - r == 2) /* the block's last rows: a tile with fewer */ \
+                        gemm_tile_##SUFFIX(acc[tile], x, cols, w + (size_t)r * cols, cols, k0, k1, 2, h); \
+                    if (se - r == 1)                                                               \
+                        gemm_tile_##SUFFIX(acc[tile], x, cols, w + (size_t)r * cols, cols, k0, k1, 1, h); \
+                }                                                                                  \
             }                                                                                      \
             for (int r = sb; r < se; r++) {                                                        \
                 const float *a = acc[(r - sb) / GEMM_NR] + (r - sb) % GEMM_NR * 8;                 \
                 const WT *wr = w + (size_t)r * cols;                                               \
                 for (int i = 0; i < GEMM_MR; i++) {                                                \
-                    const float *xi = x + (size_t)i * cols;                                        \
-                    float s = c8 ? hsum8(_mm256_loadu_ps(a + i * GEMM_NR * 8)) : 0.0f;             \
+                    const float *xi = x + (size_t)i * cols, *ai = a + i * GEMM_NR * 8;             \
+                    __m256 even = _mm256_loadu_ps(ai), odd = _mm256_loadu_ps(ai + GEMM_MR * GEMM_NR * 8); \
+                    float s = c8 ? hsum8(_mm256_add_ps(even, odd)) : 0.0f;                         \
                     for (int c = c8; c < cols; c++) s += xi[c] * SCALAR(wr[c]);                    \
                     y[(size_t)i * ldy + r] = s;                                                    \
                 }                                                                                  \

@@ -665,12 +665,17 @@ QF static void widen_row_simd(int type, const uint8_t *src, float *dst, int cols
     if (c < cols) quant_dequantize_row(type, src + (size_t)c * (type == QUANT_F32 ? 4 : 2), dst + c, cols - c);
 }
 
-/* one 8-lane accumulator, then the lanes, then the tail (ops_fast.c's order) */
+/* ops_fast.c's order: groups of 8 columns alternating between two 8-lane
+ * accumulators, then hsum8(even + odd), then the tail */
 QF static float dot_simd(const float *x, const float *w, int cols) {
-    __m256 a = _mm256_setzero_ps();
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     int c = 0;
-    for (; c + 8 <= cols; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(w + c), a);
-    float s = hsum8(a);
+    for (; c + 16 <= cols; c += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(w + c), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + c + 8), _mm256_loadu_ps(w + c + 8), a1);
+    }
+    if (c + 8 <= cols) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(w + c), a0), c += 8;
+    float s = hsum8(_mm256_add_ps(a0, a1));
     for (; c < cols; c++) s += x[c] * w[c];
     return s;
 }
