@@ -23,7 +23,7 @@ struct metrics {
     pthread_mutex_t mu;
     uint64_t requests[OUTCOME_COUNT];
     uint64_t prompt_tokens, generated_tokens;
-    histogram ttft, itl, e2e, step, batch_tokens, batch_seqs, recovery;
+    histogram ttft, itl, e2e, step, step_overhead, batch_tokens, batch_seqs, recovery;
 };
 
 static const char *k_outcomes[OUTCOME_COUNT] = {"stop", "length", "cancelled", "invalid", "refused", "failed"};
@@ -54,6 +54,11 @@ metrics *metrics_create(void) {
     histogram_init(&m->itl, "facet_inter_token_latency_seconds", "Time between consecutive tokens of a request.", latency, nl);
     histogram_init(&m->e2e, "facet_e2e_request_latency_seconds", "Time from arrival to the last token.", latency, nl);
     histogram_init(&m->step, "facet_step_seconds", "Duration of a step on the group (all ranks, round trip).", latency, nl);
+    static const double overhead[] = {0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.1};
+    histogram_init(&m->step_overhead, "facet_step_overhead_seconds",
+                   "A step's round trip less rank 0's own time in it (forward, collectives, sampling): packing, "
+                   "RPC, hand-offs.",
+                   overhead, (int)(sizeof overhead / sizeof *overhead));
     histogram_init(&m->batch_tokens, "facet_step_tokens", "Tokens computed per step.", tokens, nt);
     histogram_init(&m->batch_seqs, "facet_step_sequences", "Sequences per step.", tokens, 11);
     histogram_init(&m->recovery, "facet_recovery_seconds",
@@ -67,9 +72,10 @@ void metrics_free(metrics *m) {
     free(m);
 }
 
-void metrics_observe_step(metrics *m, double seconds, int tokens, int seqs) {
+void metrics_observe_step(metrics *m, double seconds, double worker_seconds, int tokens, int seqs) {
     pthread_mutex_lock(&m->mu);
     histogram_observe(&m->step, seconds);
+    if (worker_seconds >= 0) histogram_observe(&m->step_overhead, seconds > worker_seconds ? seconds - worker_seconds : 0);
     histogram_observe(&m->batch_tokens, tokens);
     histogram_observe(&m->batch_seqs, seqs);
     pthread_mutex_unlock(&m->mu);
@@ -131,6 +137,7 @@ char *metrics_render(metrics *m, const coordinator_stats *st) {
     render_histogram(&out, &m->itl);
     render_histogram(&out, &m->e2e);
     render_histogram(&out, &m->step);
+    render_histogram(&out, &m->step_overhead);
     render_histogram(&out, &m->batch_tokens);
     render_histogram(&out, &m->batch_seqs);
     render_histogram(&out, &m->recovery);

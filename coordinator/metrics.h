@@ -1,7 +1,7 @@
 /* metrics.h — Prometheus metrics of the coordinator (GET /metrics), all
  * named facet_*: requests by outcome, tokens, queue and running sequences,
  * KV block usage, latency histograms (time to first token, inter-token,
- * end to end), step time and batch size, workers by state, failovers,
+ * end to end), step time, its overhead and batch size, workers by state, failovers,
  * replays and recovery time. */
 #ifndef FACET_COORDINATOR_METRICS_H
 #define FACET_COORDINATOR_METRICS_H
@@ -24,7 +24,9 @@ typedef enum {
 metrics *metrics_create(void);
 void metrics_free(metrics *m);
 
-void metrics_observe_step(metrics *m, double seconds, int tokens, int seqs);
+/* A step: its round trip, and rank 0's own time in it (negative: the step
+ * failed, no reply to say); the difference is the step's overhead. */
+void metrics_observe_step(metrics *m, double seconds, double worker_seconds, int tokens, int seqs);
 void metrics_observe_itl(metrics *m, double seconds);
 /* A failover: from the lost group to the first token of its replacement. */
 void metrics_observe_recovery(metrics *m, double seconds);

@@ -127,7 +127,8 @@ static void run_step(scheduler *s) {
     pthread_mutex_unlock(&s->mu);
     step_result res;
     step_rpc_send(&g, &req, timeout_ms, s->cancel, &res);
-    metrics_observe_step(s->metrics, res.seconds, (int)req.n_token_ids, plan->n);
+    double worker_s = res.ok ? (res.resp->forward_ms + res.resp->comm_ms + res.resp->sample_ms) / 1e3 : -1;
+    metrics_observe_step(s->metrics, res.seconds, worker_s, (int)req.n_token_ids, plan->n);
     pthread_mutex_lock(&s->mu);
     s->step_epoch = 0;
     s->steps++;

@@ -54,10 +54,16 @@ print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().d
 PY
 for family in facet_requests_total facet_queue_length facet_running_sequences facet_kv_blocks_used facet_kv_usage_ratio \
     facet_time_to_first_token_seconds_bucket facet_inter_token_latency_seconds_count facet_e2e_request_latency_seconds_sum \
-    facet_prompt_tokens_total facet_generation_tokens_total facet_step_seconds_count facet_step_tokens_bucket \
+    facet_prompt_tokens_total facet_generation_tokens_total facet_step_seconds_count facet_step_tokens_bucket facet_step_overhead_seconds_count \
     facet_workers facet_preemptions_total facet_ready; do
     check "/metrics has $family" grep -q "^$family" "$WORK/metrics.txt"
 done
+check "every step's overhead was measured" python3 -c "
+import re, sys
+t = open('$WORK/metrics.txt').read()
+steps = int(float(re.search(r'^facet_step_seconds_count (\\S+)', t, re.M).group(1)))
+over = int(float(re.search(r'^facet_step_overhead_seconds_count (\\S+)', t, re.M).group(1)))
+sys.exit(0 if steps > 0 and over == steps else 1)"
 check "requests were counted by outcome" grep -qE '^facet_requests_total\{outcome="invalid"\} [1-9]' "$WORK/metrics.txt"
 check "cancelled ones too" grep -qE '^facet_requests_total\{outcome="cancelled"\} [1-9]' "$WORK/metrics.txt"
 check "the keyed server refuses /v1 without the key" python3 -c "
