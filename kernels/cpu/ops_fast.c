@@ -31,6 +31,10 @@
 #define GEMM_NR 3
 #define GEMM_KC 512
 #define GEMM_SUB_ROWS 48
+/* Below two panels the weights come from memory, not L2 (nothing reuses
+ * them): then a sub-block is one tile, whose three rows stream chunk after
+ * chunk (2b, batch 4: a decode step 308-318 -> 258-272 ms). */
+#define GEMM_SMALL_BATCH (2 * GEMM_MR)
 #define INLINE __attribute__((always_inline)) inline
 _Static_assert(GEMM_SUB_ROWS % GEMM_NR == 0 && GEMM_KC % 16 == 0, "whole tiles per sub-block, whole pairs of groups per chunk");
 
@@ -130,15 +134,15 @@ AVX2 static inline float hsum8(__m256 v) {
                 _mm256_storeu_ps(ah + (i * GEMM_NR + j) * 8, a[i][j]);                             \
     }                                                                                              \
     /* y (GEMM_MR rows, ldy apart) [r0, r1) = x (GEMM_MR rows, cols apart) · w[r0, r1)ᵀ:           \
-     * the weight rows in sub-blocks, each swept chunk by chunk of columns with the                \
-     * accumulators of all its tiles parked in acc between chunks; then each output                \
-     * is finished exactly as dot_1x1 finishes. */                                                 \
+     * the weight rows in sub-blocks of sub (<= GEMM_SUB_ROWS) rows, each swept chunk by         \
+     * chunk of columns with the accumulators of all its tiles parked in acc between              \
+     * chunks; then each output is finished exactly as dot_1x1 finishes. */                       \
     AVX2 static void gemm_panel_##SUFFIX(float *y, int ldy, const float *x, const WT *w, int cols, \
-                                         int r0, int r1) {                                         \
+                                         int r0, int r1, int sub) {                                \
         float acc[GEMM_SUB_ROWS / GEMM_NR][GEMM_MR * GEMM_NR * 2 * 8];                              \
         int c8 = cols & ~7;                                                                        \
-        for (int sb = r0; sb < r1; sb += GEMM_SUB_ROWS) {                                          \
-            int se = sb + GEMM_SUB_ROWS < r1 ? sb + GEMM_SUB_ROWS : r1;                            \
+        for (int sb = r0; sb < r1; sb += sub) {                                                    \
+            int se = sb + sub < r1 ? sb + sub : r1;                                                \
             for (int k0 = 0; k0 < c8; k0 += GEMM_KC) {                                             \
                 int k1 = k0 + GEMM_KC < c8 ? k0 + GEMM_KC : c8;                                    \
                 int r = sb, tile = 0;                                                              \
@@ -175,7 +179,8 @@ AVX2 static inline float hsum8(__m256 v) {
             int re = rb + block < r1 ? rb + block : r1;                                            \
             int t = 0;                                                                             \
             for (; t + GEMM_MR <= n; t += GEMM_MR)                                                 \
-                gemm_panel_##SUFFIX(y + (size_t)t * rows, rows, x + (size_t)t * cols, w, cols, rb, re); \
+                gemm_panel_##SUFFIX(y + (size_t)t * rows, rows, x + (size_t)t * cols, w, cols, rb, re, \
+                                    n < GEMM_SMALL_BATCH ? GEMM_NR : GEMM_SUB_ROWS);               \
             /* the rest (all of a decode step): one weight row at a time (one stream from     \
              * memory) when x fits in L1; four rows sharing each load of x when it does not, or \
              * when the block is already in L2 (four independent sums go 4x faster) */          \
