@@ -1,8 +1,8 @@
 /* metrics.h — Prometheus metrics of the coordinator (GET /metrics), all
  * named facet_*: requests by outcome, tokens, queue and running sequences,
  * KV block usage, latency histograms (time to first token, inter-token,
- * end to end), step time, its overhead and batch size, workers by state, failovers,
- * replays and recovery time. */
+ * end to end), step time, its overhead and batch size, workers by state,
+ * failovers, replays and recovery time. */
 #ifndef FACET_COORDINATOR_METRICS_H
 #define FACET_COORDINATOR_METRICS_H
 

@@ -16,7 +16,9 @@
 
 #define AVX2 __attribute__((target("avx2,fma")))
 #define MATMUL_MIN_ROWS_PER_TASK 16
-#define MATMUL_L2_TILE_BYTES (1024u << 10) /* weight rows kept in L2 while x passes: 1 MB, the L2 of a core here (prefill at 512 tokens: 131 GFLOP/s; 125 with 512 KB, 116 with 256 KB) */
+/* Weight rows kept in L2 while x passes: 1 MB, a core's L2 here (the 2b's
+ * shapes at 512 rows: 131 GFLOP/s; 125 with 512 KB blocks, 116 with 256 KB). */
+#define MATMUL_L2_TILE_BYTES (1024u << 10)
 #define MATMUL_L1_COLS 4096 /* x rows longer than this (16 KB) do not stay in L1 */
 #define MATMUL_MAX_ROWS_PER_TASK 1024
 /* The prefill GEMM (gemm_panel below): a register tile of GEMM_MR activation
