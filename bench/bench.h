@@ -5,6 +5,7 @@
  *   throughput  offline: N prompts at once through a local group (throughput.c)
  *   latency     one batch, prefill and decode timed, with rooflines (model.c)
  *   model       the engine's decode/prefill rates against rooflines (model.c)
+ *   matmul      the CPU matrix kernel alone on a preset's shapes (matmul.c)
  *   comm        all-reduce over Gloo (comm/bench_comm.c) */
 #ifndef FACET_BENCH_BENCH_H
 #define FACET_BENCH_BENCH_H
@@ -15,5 +16,10 @@ int bench_failover_main(int argc, char **argv);
 int bench_throughput_main(int argc, char **argv);
 int bench_latency_main(int argc, char **argv);
 int bench_model_main(int argc, char **argv);
+int bench_matmul_main(int argc, char **argv);
+
+/* "1,8,32" into out (at most max values, each 1 .. 2^20); the count, or -1 when
+ * s is not such a list. */
+int bench_parse_int_list(const char *s, int *out, int max);
 
 #endif

@@ -42,7 +42,7 @@ typedef struct bench_point {
     double ms_per_step, tok_s, roofline_tok_s;
 } bench_point;
 
-static int parse_list(const char *s, int *out, int max) {
+int bench_parse_int_list(const char *s, int *out, int max) {
     int n = 0;
     while (s && *s && n < max) {
         char *end;
@@ -279,7 +279,7 @@ int bench_model_main(int argc, char **argv) {
     int rc = args_handle(&cmd, specs, (int)(sizeof specs / sizeof specs[0]), argc, argv);
     if (rc != ARGS_CONTINUE) return rc;
     int batches[MAX_POINTS], prefills[MAX_POINTS];
-    int nb = parse_list(o.batches, batches, MAX_POINTS), np = parse_list(o.prefills, prefills, MAX_POINTS);
+    int nb = bench_parse_int_list(o.batches, batches, MAX_POINTS), np = bench_parse_int_list(o.prefills, prefills, MAX_POINTS);
     if (nb < 0 || np < 0) {
         fprintf(stderr, "facet bench model: --batch and --prefill take comma-separated positive integers\n");
         return 2;

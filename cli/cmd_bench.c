@@ -17,6 +17,7 @@ static const struct {
     {"throughput", bench_throughput_main, "offline: N prompts at once through a local group, tokens/s"},
     {"latency", bench_latency_main, "one batch in process: prefill and decode ms with rooflines"},
     {"model", bench_model_main, "the engine: decode tok/s per batch, prefill tok/s per length, against rooflines"},
+    {"matmul", bench_matmul_main, "the CPU matrix kernel alone on a preset's shapes: GFLOP/s and GB/s per batch size"},
     {"comm", bench_comm_main, "all-reduce over Gloo, in nccl-tests columns"},
 };
 

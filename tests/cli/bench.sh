@@ -8,7 +8,8 @@
 #   - bench plot overlays two results;
 #   - a dead URL and a server that refuses the requests: a clear message,
 #     every failure counted in the JSON, exit status 1, no crash;
-#   - bench throughput and bench latency print their JSON.
+#   - bench throughput and bench latency print their JSON; bench matmul times every
+#     shape of the tiny preset at three batch sizes.
 . "$(dirname "$0")/lib.sh"
 
 "$FACET" make-model --preset tiny --layers 2 --out "$WORK/model" 2>/dev/null
@@ -102,4 +103,13 @@ check "bench latency" bash -c "'$FACET' bench latency --model '$WORK/model' --de
 check "bench latency: figures with rooflines" python3 -c "
 import json; r = json.load(open('$WORK/lat.json'))
 assert r['prefill']['median_ms'] > 0 and r['prefill']['roofline_ms'] > 0 and r['decode_step']['p99_ms'] >= r['decode_step']['median_ms'] > 0, r"
+check "bench matmul" bash -c "'$FACET' bench matmul --preset tiny --batch 1,5,70 --reps 3 > '$WORK/matmul.txt'"
+check "bench matmul: every shape at every batch, and a layer line each" python3 -c "
+rows = [l.split() for l in open('$WORK/matmul.txt') if l.split() and l.split()[0].isdigit()]
+for b in ('1', '5', '70'):
+    names = [r[1] for r in rows if r[0] == b]
+    want = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] + (['lm_head'] if b != '70' else []) + ['layer']
+    assert names == want, (b, names)
+assert all(float(r[-2]) > 0 for r in rows), rows  # the GFLOP/s column"
+check "bench matmul refuses a bad batch list" bash -c "! '$FACET' bench matmul --batch 4,x 2>'$WORK/mm.err' && grep -q 'comma-separated' '$WORK/mm.err'"
 finish
