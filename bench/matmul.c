@@ -4,8 +4,9 @@
  * its LM head, at several batch sizes (activation rows).
  *
  * Each shape is timed over copies of its matrix that together exceed the L3
- * (COPIES_BYTES), one copy per pass, so weights come from memory as they do
- * in a model; the figure is the median pass. GFLOP/s counts 2 per weight per
+ * (COPIES_BYTES), one copy per pass, made as the engine's random weights are
+ * (weights_random_matrix: on huge pages), so weights come from memory as they
+ * do in a model; the figure is the median pass. GFLOP/s counts 2 per weight per
  * row; GB/s is weight bytes read per second (what bounds small batches).
  * "layer" is the seven layer shapes together, as one layer of the model runs
  * them (the LM head apart). */
@@ -18,7 +19,9 @@
 #include "common/alloc.h"
 #include "common/args.h"
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/numeric.h"
+#include "common/rng.h"
 #include "kernels/cpu/ops.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -37,57 +40,34 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* A cheap deterministic fill in [-0.5, 0.5): the kernel's speed does not
- * depend on the values, only on them being finite. */
-static void fill_random(float *x, size_t n, uint64_t *state) {
-    for (size_t i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)(*state >> 40) / (float)(1u << 24) - 0.5f;
-    }
-}
-
-/* On huge pages, as the engine's weights are (a TLB miss per 4 KB page costs
- * a streaming kernel several GB/s). */
-static bf16_t *random_bf16(size_t n, uint64_t *state) {
-    bf16_t *w = weights_buffer_alloc(n * sizeof *w);
-    if (!w) return NULL;
-    float buf[1024];
-    for (size_t i = 0; i < n; i += 1024) {
-        size_t m = n - i < 1024 ? n - i : 1024;
-        fill_random(buf, m, state);
-        for (size_t k = 0; k < m; k++) w[i + k] = f32_to_bf16(buf[k]);
-    }
-    return w;
-}
-
 /* Median seconds of `reps` passes of y (n, rows) = x (n, cols) · wᵀ; -1 when
  * the weights do not fit in memory. */
 static double time_shape(const cpu_ops *ops, threadpool *tp, const shape *s, int n, int reps, uint64_t *state) {
     size_t bytes = (size_t)s->rows * s->cols * sizeof(bf16_t);
     int copies = (int)((COPIES_BYTES + bytes - 1) / bytes);
     if (copies > reps) copies = reps;
-    bf16_t **w = xcalloc((size_t)copies, sizeof *w);
+    weight_matrix *w = xcalloc((size_t)copies, sizeof *w);
     bool fit = true;
-    for (int c = 0; c < copies && fit; c++) fit = (w[c] = random_bf16((size_t)s->rows * s->cols, state)) != NULL;
+    errbuf err;
+    for (int c = 0; c < copies && fit; c++)
+        fit = weights_random_matrix(&w[c], s->rows, s->cols, splitmix64_next(state), &err);
     if (!fit) {
-        for (int c = 0; c < copies; c++) free(w[c]);
+        for (int c = 0; c < copies; c++) free((void *)w[c].data);
         free(w);
         return -1;
     }
     float *x = xmalloc((size_t)n * s->cols * sizeof *x), *y = xmalloc((size_t)n * s->rows * sizeof *y);
-    fill_random(x, (size_t)n * s->cols, state);
+    for (size_t i = 0; i < (size_t)n * s->cols; i++) x[i] = (float)(splitmix64_unit(state) - 0.5);
     double *t = xmalloc((size_t)reps * sizeof *t);
-    weight_matrix m = {DTYPE_BF16, s->rows, s->cols, w[0]};
-    ops->matmul(tp, y, x, n, &m); /* warm the pool and the code */
+    ops->matmul(tp, y, x, n, &w[0]); /* warm the pool and the code */
     for (int r = 0; r < reps; r++) {
-        m.data = w[r % copies];
         double t0 = clock_now_s();
-        ops->matmul(tp, y, x, n, &m);
+        ops->matmul(tp, y, x, n, &w[r % copies]);
         t[r] = clock_now_s() - t0;
     }
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
     double median = t[reps / 2];
-    for (int c = 0; c < copies; c++) free(w[c]);
+    for (int c = 0; c < copies; c++) free((void *)w[c].data);
     free(w), free(x), free(y), free(t);
     return median;
 }

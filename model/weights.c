@@ -10,7 +10,9 @@
 #include "kernels/cpu/quant.h"
 #include "common/rng.h"
 
-void *weights_buffer_alloc(size_t bytes) {
+/* Big weight buffers go on transparent huge pages where the kernel allows:
+ * 512x fewer page faults while loading, fewer TLB misses while streaming. */
+static void *alloc_aligned(size_t bytes) {
     const size_t huge = (size_t)2 << 20;
     if (bytes >= 2 * huge) {
         size_t rounded = (bytes + huge - 1) & ~(huge - 1);
@@ -70,7 +72,7 @@ static const st_tensor *find_checked(const checkpoint *ck, const tensor_spec *sp
  * of the 270M's (docs/PERFORMANCE.md). */
 static bool widen_to_q8_0(weight_matrix *m, size_t *bytes, errbuf *err) {
     size_t n = (size_t)m->rows * (size_t)m->cols, out = dtype_row_bytes(DTYPE_Q8_0, (int64_t)n);
-    uint8_t *q8 = weights_buffer_alloc(out);
+    uint8_t *q8 = alloc_aligned(out);
     if (!q8) return errbuf_set(err, "out of memory: a %d x %d matrix needs %zu MiB as Q8_0", m->rows, m->cols, out >> 20);
     quant_widen_to_q8_0(dtype_ggml_type(m->dtype), m->data, q8, (int64_t)n);
     free((void *)m->data);
@@ -93,7 +95,7 @@ static bool copy_quantized_slice(weight_matrix *m, const st_tensor *t, const sha
                           t->name, dtype_name(t->dtype), (long long)be, (long long)col0, (long long)(col0 + m->cols));
     size_t full_row = dtype_row_bytes(t->dtype, full_cols), row = dtype_row_bytes(t->dtype, m->cols);
     size_t skip = dtype_row_bytes(t->dtype, col0);
-    uint8_t *dst = weights_buffer_alloc((size_t)m->rows * row);
+    uint8_t *dst = alloc_aligned((size_t)m->rows * row);
     if (!dst) return errbuf_set(err, "out of memory: tensor \"%s\" needs %zu MiB", t->name, ((size_t)m->rows * row) >> 20);
     for (int64_t r = 0; r < m->rows; r++) memcpy(dst + (size_t)r * row, t->data + (size_t)(row0 + r) * full_row + skip, row);
     m->dtype = t->dtype;
@@ -113,7 +115,7 @@ static bool copy_slice(weight_matrix *m, const st_tensor *t, const shard_slice *
     m->dtype = t->dtype == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F32;
     size_t esz = dtype_size(m->dtype);
     size_t n = (size_t)m->rows * m->cols;
-    void *dst = weights_buffer_alloc(n * esz);
+    void *dst = alloc_aligned(n * esz);
     if (!dst) return errbuf_set(err, "out of memory: tensor \"%s\" needs %zu MiB", t->name, (n * esz) >> 20);
     int64_t full_cols = s->full[1];
     int64_t row0 = s->axis == SHARD_ROWS ? s->begin : 0;
@@ -157,7 +159,7 @@ static bool load_norm(float **out, const checkpoint *ck, tensor_kind kind, int l
     shard_slice s = tensor_shard(spec, &ck->config, 0, 1);
     const st_tensor *t = find_checked(ck, spec, layer, &s, err);
     if (!t) return false;
-    float *w = weights_buffer_alloc((size_t)s.full[0] * sizeof *w);
+    float *w = alloc_aligned((size_t)s.full[0] * sizeof *w);
     if (!w) return errbuf_set(err, "out of memory loading \"%s\"", t->name);
     float one = ck->norms_hold_one ? 0.0f : 1.0f; /* GGUF files hold 1 + w already */
     for (int64_t i = 0; i < s.full[0]; i++) w[i] = one + element_f32(t, (size_t)i);
@@ -199,7 +201,7 @@ bool weights_load(model_weights *w, const checkpoint *ck, int rank, int tp, errb
 static bool random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, uint64_t tensor, size_t *bytes,
                           errbuf *err) {
     size_t n = (size_t)rows * cols;
-    bf16_t *data = weights_buffer_alloc(n * sizeof *data);
+    bf16_t *data = alloc_aligned(n * sizeof *data);
     if (!data) return errbuf_set(err, "out of memory: a %d x %d random matrix needs %zu MiB", rows, cols, (n * 2) >> 20);
     uint64_t state = seed ^ (tensor * 0xD1B54A32D192ED03ull);
     for (size_t i = 0; i < n; i++) {
@@ -210,10 +212,15 @@ static bool random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, u
     return true;
 }
 
+bool weights_random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, errbuf *err) {
+    size_t bytes = 0;
+    return random_matrix(m, rows, cols, seed, 0, &bytes, err);
+}
+
 static bool unit_norm(float **out, int d, size_t *bytes, errbuf *err) {
     *out = NULL;
     if (d == 0) return true; /* absent in this architecture */
-    float *w = weights_buffer_alloc((size_t)d * sizeof *w);
+    float *w = alloc_aligned((size_t)d * sizeof *w);
     if (!w) return errbuf_set(err, "out of memory");
     for (int i = 0; i < d; i++) w[i] = 1.0f;
     *out = w;

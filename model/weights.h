@@ -44,9 +44,8 @@ bool weights_load(model_weights *w, const checkpoint *ck, int tp_rank, int tp_si
  * (benchmarks): matrices uniform in [-0.02, 0.02), norm weights 0 (so 1 + w = 1). */
 bool weights_random(model_weights *w, const gemma_config *cfg, int tp_rank, int tp_size, uint64_t seed, errbuf *err);
 void weights_free(model_weights *w);
-/* A buffer for weights (free() it): big ones on transparent huge pages where
- * the kernel allows (512x fewer page faults while loading, fewer TLB misses
- * while streaming), small ones 64-byte aligned. NULL when out of memory. */
-void *weights_buffer_alloc(size_t bytes);
+/* One random bf16 matrix as weights_random makes them, on huge pages like
+ * every weight buffer (benchmarks of the matrix kernel); free() its data. */
+bool weights_random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, errbuf *err);
 
 #endif
