@@ -110,6 +110,13 @@ for b in ('1', '5', '70'):
     names = [r[1] for r in rows if r[0] == b]
     want = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] + (['lm_head'] if b != '70' else []) + ['layer']
     assert names == want, (b, names)
-assert all(float(r[-2]) > 0 for r in rows), rows  # the GFLOP/s column"
+for r in rows:  # ms > 0, and GFLOP/s = 2 x batch x rows x cols / time, within the printed rounding
+    if r[1] == 'layer':
+        assert float(r[2]) > 0, r
+        continue
+    ms, gf, flops = float(r[5]), float(r[6]), 2.0 * int(r[0]) * int(r[2]) * int(r[4])
+    assert ms > 0, r
+    lo, hi = flops / ((ms + 0.0005) * 1e6), flops / (max(ms - 0.0005, 1e-9) * 1e6)
+    assert lo - 0.05 <= gf <= hi + 0.05, (r, lo, hi)"
 check "bench matmul refuses a bad batch list" bash -c "! '$FACET' bench matmul --batch 4,x 2>'$WORK/mm.err' && grep -q 'comma-separated' '$WORK/mm.err'"
 finish
