@@ -7,7 +7,10 @@
  *           so tok/s <= tokens * GEMM rate / FLOPs.
  * Works on checkpoints or, with --random-weights --preset 2b|7b, on
  * full-size random weights made in memory (on the GPU for CUDA).
- * Steps time engine_forward whole, including the logits' copy to the host. */
+ * Steps are timed whole, the way a worker runs them: the logits copied to
+ * the host (the CPU engine; a CUDA engine with --host-logits), or, on a GPU,
+ * each row summarized on the device for a greedy pick and only the
+ * summaries copied back (protocol/sample_rows.h). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +29,11 @@
 
 #define BENCH_BLOCK 16
 #define MAX_POINTS 16
+#define GREEDY_ROWS_MAX 4096 /* the largest decode batch bench model takes */
 
 typedef struct bench_opts {
     const char *model, *preset, *batches, *prefills;
-    bool random_weights, json;
+    bool random_weights, json, host_logits;
     int context, steps, threads;
     uint64_t seed;
     device_choice dev;
@@ -81,7 +85,15 @@ static bool prefill_context(engine *e, int n_seqs, int context, const int32_t *t
     return ok;
 }
 
-static bool bench_decode(engine *e, int batch, int context, int steps, bench_point *pt, errbuf *err) {
+/* One decode step as a worker runs it: logits to the host, or greedy row summaries made on the device. */
+static bool decode_step(engine *e, const engine_batch *b, bool host_logits, float *logits, errbuf *err) {
+    if (host_logits || !engine_summarizes_on_device(e)) return engine_forward(e, b, logits, err);
+    sample_request reqs[GREEDY_ROWS_MAX];
+    for (int i = 0; i < b->n_seqs; i++) reqs[i] = (sample_request){.params = sampling_params_greedy(), .position = (uint64_t)b->seqs[i].start_pos + 1};
+    return engine_forward_summaries(e, b, reqs, (row_layout){0, 0}, logits, err); /* records fit in the logits buffer */
+}
+
+static bool bench_decode(engine *e, int batch, int context, int steps, bool host_logits, bench_point *pt, errbuf *err) {
     int bs = BENCH_BLOCK, per_seq = (context + steps + 3 + bs - 1) / bs, V = engine_weights(e)->cfg.vocab_size;
     if ((long)batch * per_seq > engine_kv_blocks(e))
         return errbuf_set(err, "decode at batch %d with context %d needs %d KV blocks; the engine has %d", batch, context,
@@ -100,7 +112,7 @@ static bool bench_decode(engine *e, int batch, int context, int steps, bench_poi
             tokens[s] = token_of(s, pos, V);
         }
         engine_batch b = {batch, seqs, tokens};
-        ok = engine_forward(e, &b, logits, err);
+        ok = decode_step(e, &b, host_logits, logits, err);
     }
     double dt = clock_now_s() - t0;
     free(tables), free(tokens), free(seqs), free(logits);
@@ -270,6 +282,7 @@ int bench_model_main(int argc, char **argv) {
         {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
         {"seed", ARG_U64, &o.seed, "random-weight seed (default 1)", 0, 0, NULL},
         {"json", ARG_FLAG, &o.json, "print one JSON object instead of the table", 0, 0, NULL},
+        {"host-logits", ARG_FLAG, &o.host_logits, "CUDA: copy every decode row's logits to the host, as before device-side sampling", 0, 0, NULL},
         DEVICE_ARG_SPECS(o.dev),
     };
     static const arg_command cmd = {"bench model",
@@ -289,6 +302,10 @@ int bench_model_main(int argc, char **argv) {
     int max_tokens = 1, max_batch = 1;
     for (int i = 0; i < np; i++) max_tokens = prefills[i] > max_tokens ? prefills[i] : max_tokens;
     for (int i = 0; i < nb; i++) max_batch = batches[i] > max_batch ? batches[i] : max_batch;
+    if (max_batch > GREEDY_ROWS_MAX) {
+        fprintf(stderr, "facet bench model: --batch sizes go up to %d (got %d)\n", GREEDY_ROWS_MAX, max_batch);
+        return 2;
+    }
     if (max_batch > max_tokens) max_tokens = max_batch;
     int per_seq = (o.context + o.steps + 3 + BENCH_BLOCK - 1) / BENCH_BLOCK;
     int blocks = max_batch * per_seq;
@@ -301,7 +318,7 @@ int bench_model_main(int argc, char **argv) {
     bench_point pts[2 * MAX_POINTS];
     int n = 0;
     bool ok = e != NULL;
-    for (int i = 0; ok && i < nb; i++) ok = bench_decode(e, batches[i], o.context, o.steps, &pts[n++], &err);
+    for (int i = 0; ok && i < nb; i++) ok = bench_decode(e, batches[i], o.context, o.steps, o.host_logits, &pts[n++], &err);
     for (int i = 0; ok && i < np; i++) ok = bench_prefill(e, prefills[i], 3, &pts[n++], &err);
     double gbs = 0, tflops = 0;
     if (ok) ok = measure_ceilings(e, &eo, &gbs, &tflops, &err);

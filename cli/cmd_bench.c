@@ -6,6 +6,26 @@
 #include "cli/commands.h"
 #include "comm/bench_comm.h"
 
+/* bench comm: host buffers over Gloo (comm/), or with --device cuda device buffers (bench/comm_device.c),
+ * which takes the rest of the options without --device. */
+static int bench_comm(int argc, char **argv) {
+    char *rest[256];
+    int n = 0;
+    bool device = false;
+    for (int i = 0; i < argc && n < 256; i++) {
+        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
+            if (strcmp(argv[i + 1], "cuda") != 0 && strcmp(argv[i + 1], "cpu") != 0) {
+                fprintf(stderr, "facet bench comm: --device %s: choose cpu (host buffers, Gloo) or cuda\n", argv[i + 1]);
+                return 2;
+            }
+            device = strcmp(argv[++i], "cuda") == 0;
+            continue;
+        }
+        rest[n++] = argv[i];
+    }
+    return device ? bench_comm_device_main(n, rest) : bench_comm_main(n, rest);
+}
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -18,7 +38,7 @@ static const struct {
     {"latency", bench_latency_main, "one batch in process: prefill and decode ms with rooflines"},
     {"model", bench_model_main, "the engine: decode tok/s per batch, prefill tok/s per length, against rooflines"},
     {"matmul", bench_matmul_main, "the CPU matrix kernel alone on a preset's shapes: GFLOP/s and GB/s per batch size"},
-    {"comm", bench_comm_main, "all-reduce over Gloo, in nccl-tests columns"},
+    {"comm", bench_comm, "all-reduce in nccl-tests columns: over Gloo; --device cuda: device buffers over IPC, NCCL or the host"},
 };
 
 int cmd_bench(int argc, char **argv) {

@@ -26,6 +26,7 @@ static void on_signal(int sig) { (void)sig, g_stop = 1; }
 #define COORDINATOR_SPECS(o)                                                                                         \
     {"model", ARG_STRING, &(o).model_dir, "checkpoint directory or GGUF file (serve: default the built-in tiny model)", 0, 0, NULL}, \
     {"tp", ARG_INT, &(o).tp, "tensor-parallel size: workers per group (default 1)", 1, 64, NULL},                     \
+    {"comm", ARG_STRING, &(o).comm, "the workers' all-reduce: auto (default), nccl, ipc (GPUs of one host) or host (Gloo over TCP); docs/DEPLOYMENT.md", 0, 0, NULL}, \
     {"host", ARG_STRING, &(o).host, "interface to listen on (default 127.0.0.1; 0.0.0.0 for all)", 0, 0, NULL},        \
     {"grpc-port", ARG_INT, &(o).grpc_port, "public gRPC port, facet.v1.Facet (default 50051; 0 picks a free one)", 0, 65535, NULL}, \
     {"cluster-port", ARG_INT, &(o).cluster_port, "the workers' gRPC port (coordinator: default 50052; serve: a free one)", 0, 65535, NULL}, \
@@ -105,6 +106,11 @@ int cmd_coordinator(int argc, char **argv) {
     if (rc != ARGS_CONTINUE) return rc;
     if (!o.model_dir) {
         fprintf(stderr, "facet coordinator: --model DIR is required\n");
+        return 2;
+    }
+    errbuf bad;
+    if (!comm_arg_check(o.comm, &bad)) {
+        fprintf(stderr, "facet coordinator: %s\n", bad.msg);
         return 2;
     }
     if (dry_run) return dry_run_ok("coordinator", &creds);
@@ -208,7 +214,7 @@ int cmd_serve(int argc, char **argv) {
     if (rc != ARGS_CONTINUE) return rc;
     errbuf err;
     char api_key[SECRET_MAX];
-    if (!load_api_key(api_key_file, api_key, sizeof api_key, &o.api_key, &err)) {
+    if (!comm_arg_check(o.comm, &err) || !load_api_key(api_key_file, api_key, sizeof api_key, &o.api_key, &err)) {
         fprintf(stderr, "facet serve: %s\n", err.msg);
         return 2;
     }

@@ -29,6 +29,7 @@ typedef struct gen_options {
     bool chat, json, ignore_eos, logits;
     int max_tokens, threads;
     int tp;      /* 0: in process; N: through a coordinator and N worker processes */
+    const char *comm; /* with tp: the workers' all-reduce (auto, nccl, ipc, host) */
     sampling_params sp;
     device_choice dev;
 } gen_options;
@@ -202,6 +203,7 @@ static void cluster_options(const gen_options *o, const char *dir, int prompt_le
     coordinator_options_default(co);
     co->model_dir = dir;
     co->tp = o->tp;
+    co->comm = o->comm;
     co->grpc_port = 0;
     co->http_port = -1;
     co->kv_blocks = (prompt_len + o->max_tokens + BLOCK_SIZE - 1) / BLOCK_SIZE + 1; /* just this request */
@@ -300,7 +302,7 @@ static int run(const gen_options *o) {
     engine_device kind;
     char note[ERRBUF_LEN];
     /* a device that cannot start is the first thing to say, before any model is made or loaded */
-    if (!backend_choose_device(o->dev.device, &kind, note, sizeof note, &err)) {
+    if (!comm_arg_check(o->comm, &err) || !backend_choose_device(o->dev.device, &kind, note, sizeof note, &err)) {
         fprintf(stderr, "facet generate: %s\n", err.msg);
         return 1;
     }
@@ -338,7 +340,7 @@ static int run(const gen_options *o) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    gen_options o = {.max_tokens = 32, .sp = sampling_params_greedy()};
+    gen_options o = {.max_tokens = 32, .sp = sampling_params_greedy(), .comm = "auto"};
     device_args_default(&o.dev);
     const arg_spec specs[] = {
         {"model", ARG_STRING, &o.model, "checkpoint directory or GGUF file (default: the built-in tiny model)", 0, 0, NULL},
@@ -357,6 +359,7 @@ int cmd_generate(int argc, char **argv) {
         {"threads", ARG_INT, &o.threads, "CPU threads (default: one per CPU)", 1, 1024, NULL},
         {"json", ARG_FLAG, &o.json, "print one JSON object: ids, text, finish reason, timings", 0, 0, NULL},
         {"tp", ARG_INT, &o.tp, "run through a coordinator and N local worker processes (tensor parallel)", 1, 64, NULL},
+        {"comm", ARG_STRING, &o.comm, "with --tp: the workers' all-reduce, auto (default), nccl, ipc or host", 0, 0, NULL},
         {"logits", ARG_FLAG, &o.logits, "with --json: the logits each output token was sampled from", 0, 0, NULL},
         DEVICE_ARG_SPECS(o.dev),
     };

@@ -23,6 +23,10 @@ int cmd_info(int argc, char **argv) {
     printf("facet %s\n", FACET_VERSION);
     printf("cpu kernels: %s\n", cpu_ops_select()->name);
     printf("device (--device auto): %s\n", note[0] ? note : "cpu");
+    char why[ERRBUF_LEN];
+    bool nccl = backend_nccl_create(why, sizeof why) != NULL;
+    printf("all-reduce (--comm): host (Gloo) on any device; ipc %s; nccl %s\n",
+           dev == ENGINE_CUDA ? "(CUDA IPC) for ranks on one host" : "needs CUDA", nccl ? "loaded" : why);
     if (roofline && dev == ENGINE_CUDA) {
         const cuda_api *api = backend_cuda_api(note, sizeof note);
         double gbs = api->copy_bandwidth_gbs(0, &err), tf = api->gemm_tflops(0, 8192, 8192, 8192, &err);

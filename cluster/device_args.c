@@ -2,6 +2,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "comm/select.h"
+
+bool comm_arg_check(const char *mode, errbuf *err) {
+    comm_mode m;
+    if (comm_mode_parse(mode, &m) && strcmp(mode, "gloo") != 0) return true;
+    return errbuf_set(err, "--comm %s: choose auto, nccl, ipc or host", mode ? mode : "(none)");
+}
 
 void device_args_default(device_choice *a) {
     const char *env = getenv("FACET_DEVICE");

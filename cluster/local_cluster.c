@@ -125,6 +125,7 @@ bool local_cluster_wait_ready(local_cluster *lc, int timeout_ms, errbuf *err) {
     char why[ERRBUF_LEN] = "";
     while (clock_now_s() < end) {
         if (coordinator_ready(lc->co, why, sizeof why)) return true;
+        if (coordinator_all_workers_failed(lc->co)) return errbuf_set(err, "no group can form: %s", why);
         for (int i = 0; i < lc->n_workers; i++) {
             int status;
             if (lc->pids[i] > 0 && waitpid(lc->pids[i], &status, WNOHANG) == lc->pids[i]) {

@@ -98,6 +98,30 @@ bool comm_barrier(comm *c, errbuf *err) {
     return comm_finish_op(c, c->ops->barrier(c, &local), &local, err);
 }
 
+bool comm_allreduce_sum_enqueue(comm *c, float *buf, size_t n, void *stream, errbuf *err) {
+    if (!comm_check_usable(c, "comm_allreduce_sum_enqueue", err)) return false;
+    if (!c->ops->allreduce_enqueue)
+        return errbuf_set(err, "comm_allreduce_sum_enqueue: the %s backend reduces host buffers, not device ones",
+                          c->ops->name);
+    if (n > 0 && !buf) return errbuf_set(err, "comm_allreduce_sum_enqueue: buffer is NULL for %zu floats", n);
+    if (c->max_floats && n > c->max_floats)
+        return errbuf_set(err, "comm_allreduce_sum_enqueue: %zu floats exceed this communicator's max_floats (%zu)", n,
+                          c->max_floats);
+    if (n == 0) return true;
+    errbuf local = {{0}};
+    return comm_finish_op(c, c->ops->allreduce_enqueue(c, buf, n, stream, &local), &local, err);
+}
+
+bool comm_stream_wait(comm *c, void *stream, errbuf *err) {
+    if (!comm_check_usable(c, "comm_stream_wait", err)) return false;
+    if (!c->ops->stream_wait)
+        return errbuf_set(err, "comm_stream_wait: the %s backend has no device stream", c->ops->name);
+    errbuf local = {{0}};
+    return comm_finish_op(c, c->ops->stream_wait(c, stream, &local), &local, err);
+}
+
+bool comm_on_device(const comm *c) { return c && c->ops->allreduce_enqueue; }
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 /* The flag stops new collectives; the backend's interrupt ends one already

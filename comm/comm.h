@@ -3,7 +3,11 @@
  *
  *   Gloo (comm/gloo.cc): CPU buffers over TCP. The CPU worker's transport,
  *       and host-staged all-reduce for T > 1 on one GPU.
- *   NCCL (comm/nccl.c, in the CUDA module): device buffers; the GPU path.
+ *   NCCL (comm/nccl.c, module libfacet_nccl.so): device buffers, any topology.
+ *   IPC (comm/ipc.c + ipc_kernels.cu, in the CUDA module): device buffers of
+ *       ranks on one host, exchanged through CUDA IPC handles; one-shot for
+ *       small messages, two-shot for large ones.
+ *   Which one a group uses is comm/select.h's decision (--comm).
  *
  * Every call has a timeout and returns an error instead of hanging; after
  * comm_abort() (callable from any thread) calls fail fast. A failed or
@@ -57,6 +61,19 @@ bool comm_allgather(comm *c, const void *send, void *recv, size_t bytes, errbuf 
 /* buf (bytes) = root's buf on every rank. */
 bool comm_broadcast(comm *c, void *buf, size_t bytes, int root, errbuf *err);
 bool comm_barrier(comm *c, errbuf *err);
+
+/* Device backends (NCCL, IPC) only. Enqueues buf (n floats, a DEVICE
+ * pointer) = the sum over ranks on `stream` (a cudaStream_t) and returns
+ * without waiting, so that the call can be captured into a CUDA graph; a
+ * host backend refuses it. Every rank gets the same bits. */
+bool comm_allreduce_sum_enqueue(comm *c, float *buf, size_t n, void *stream, errbuf *err);
+/* Waits until `stream` has finished everything enqueued on it, watching the
+ * backend's own errors, comm_abort() and the timeout (measured from the
+ * call); on any of them the communicator fails (and the device backend
+ * stops its kernels: nothing stays blocked on a dead peer). */
+bool comm_stream_wait(comm *c, void *stream, errbuf *err);
+/* Does this communicator reduce device buffers (NCCL, IPC)? */
+bool comm_on_device(const comm *c);
 /* Makes current and later calls fail at once: a collective blocked in
  * another thread returns an error within milliseconds. Thread-safe. */
 void comm_abort(comm *c);

@@ -28,7 +28,7 @@ extern "C" { /* comm.h and error.h have no guards of their own */
  * arguments and the abort/failed flags; a backend returns false only when
  * the group itself is in trouble (timeout, dead peer, library error). */
 typedef struct comm_ops {
-    const char *name; /* "gloo", "nccl" */
+    const char *name; /* "gloo", "nccl", "ipc" */
     bool (*allreduce_sum)(comm *c, float *buf, size_t n, errbuf *err);
     bool (*allgather)(comm *c, const void *send, void *recv, size_t bytes, errbuf *err);
     bool (*broadcast)(comm *c, void *buf, size_t bytes, int root, errbuf *err);
@@ -39,6 +39,11 @@ typedef struct comm_ops {
      * thread, after the abort flag is set); NULL: the backend's own wait loop
      * watches the flag. */
     void (*interrupt)(comm *c);
+    /* Device backends: enqueue an all-reduce on a CUDA stream without
+     * waiting (comm_allreduce_sum_enqueue), and wait for that stream with
+     * the backend's error checks (comm_stream_wait). NULL: a host backend. */
+    bool (*allreduce_enqueue)(comm *c, float *buf, size_t n, void *stream, errbuf *err);
+    bool (*stream_wait)(comm *c, void *stream, errbuf *err);
 } comm_ops;
 
 /* Checks what every backend needs from its options; on a problem writes one
@@ -92,6 +97,9 @@ bool comm_gloo_set_algorithm(comm *c, comm_gloo_algorithm a, errbuf *err);
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+#include "common/clock.h"
 
 struct comm {
     const comm_ops *ops;
@@ -102,6 +110,25 @@ struct comm {
     char failure[ERRBUF_LEN]; /* the first failure, repeated by later calls */
     void *state;         /* the backend's */
 };
+
+/* Polls the store for key until it is there or the deadline (clock_now_s
+ * time), napping 2 ms, growing to 20 ms, in between: what every rendezvous
+ * of a rank with its peers does. 1: found (*data malloc'd, *len its size);
+ * 0: not there by the deadline; -1: the store failed (err says why). */
+static inline int comm_store_poll(const comm_store *store, const char *key, double deadline, void **data, size_t *len,
+                                  errbuf *err) {
+    for (double nap = 2e-3;; nap = nap * 2 < 20e-3 ? nap * 2 : 20e-3) {
+        *data = NULL;
+        *len = 0;
+        int found = store->get(store->ctx, key, data, len, err);
+        if (found != 0) return found < 0 ? -1 : 1;
+        double left = deadline - clock_now_s();
+        if (left <= 0) return 0;
+        double s = nap < left ? nap : left;
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
 
 /* A new comm around a backend's state; NULL when out of memory. */
 static inline comm *comm_base_new(const comm_ops *ops, int rank, int size, size_t max_floats, void *state) {

@@ -10,6 +10,8 @@
  * communicator's GPU (host pointers fail with an NCCL error). Each call is
  * issued on a stream the communicator owns and returns when the result is
  * in the buffer (or with an error); comm_options.max_floats is not used.
+ * comm_allreduce_sum_enqueue issues on the caller's stream instead (a CUDA
+ * engine's, inside its decode graphs) and comm_stream_wait waits for it.
  *
  * Never hangs: initialization is non-blocking, and every wait polls for
  * completion, NCCL's asynchronous errors, the abort flag and the timeout;

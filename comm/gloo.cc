@@ -399,6 +399,7 @@ extern "C" void gloo_interrupt(comm *c) {
 
 const comm_ops kGlooOps = {
     "gloo", gloo_allreduce_sum, gloo_allgather, gloo_broadcast, gloo_barrier, gloo_destroy, gloo_interrupt,
+    nullptr, nullptr, // host buffers only: no enqueue on a device stream
 };
 
 const struct {

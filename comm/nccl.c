@@ -94,9 +94,10 @@ __attribute__((format(printf, 4, 5))) static bool nccl_fail(nccl_state *s, const
     return errbuf_set(err, "nccl %s (rank %d of %d): %s", op, s->rank, s->size, detail);
 }
 
-/* Polls until the communicator has nothing in progress and, when
- * with_stream, the stream is idle. c (may be NULL) supplies the abort flag. */
-static bool nccl_wait(nccl_state *s, const comm *c, bool with_stream, double deadline, const char *op, errbuf *err) {
+/* Polls until the communicator has nothing in progress and, when stream is
+ * not NULL, the stream is idle. c (may be NULL) supplies the abort flag. */
+static bool nccl_wait_on(nccl_state *s, const comm *c, cudaStream_t stream, double deadline, const char *op,
+                         errbuf *err) {
     double start = clock_now_s();
     errbuf detail = {{0}};
     for (;;) {
@@ -106,8 +107,8 @@ static bool nccl_wait(nccl_state *s, const comm *c, bool with_stream, double dea
         if (state != ncclSuccess && state != ncclInProgress)
             return nccl_fail(s, op, err, "asynchronous NCCL error: %s", ncclGetErrorString(state));
         if (state == ncclSuccess) {
-            if (!with_stream) return true;
-            cudaError_t q = cudaStreamQuery(s->stream);
+            if (!stream) return true;
+            cudaError_t q = cudaStreamQuery(stream);
             if (q == cudaSuccess) return true;
             if (q != cudaErrorNotReady && !CUDA_CHECK(&detail, q)) return nccl_fail(s, op, err, "%s", detail.msg);
         }
@@ -120,12 +121,17 @@ static bool nccl_wait(nccl_state *s, const comm *c, bool with_stream, double dea
     }
 }
 
+/* The same on the comm's own stream (with_stream) or none. */
+static bool nccl_wait(nccl_state *s, const comm *c, bool with_stream, double deadline, const char *op, errbuf *err) {
+    return nccl_wait_on(s, c, with_stream ? s->stream : NULL, deadline, op, err);
+}
+
 static double nccl_deadline(const nccl_state *s) { return clock_now_s() + s->timeout_ms / 1e3; }
 
 /* ---- rendezvous -------------------------------------------------------------- */
 
 /* Rank 0 makes the id and publishes it; the others poll the store for it
- * (2 ms naps growing to 20 ms) until the deadline. */
+ * until the deadline. */
 static bool nccl_exchange_id(const comm_options *opt, const comm_store *store, double deadline, ncclUniqueId *id,
                              errbuf *err) {
     char key[512];
@@ -133,26 +139,17 @@ static bool nccl_exchange_id(const comm_options *opt, const comm_store *store, d
         return errbuf_set(err, "key prefix too long (%zu bytes)", strlen(opt->prefix));
     if (opt->rank == 0)
         return NCCL_CHECK(err, ncclGetUniqueId(id)) && store->set(store->ctx, key, id, sizeof *id, err);
-    for (double nap = 2e-3;; nap = nap * 2 < 20e-3 ? nap * 2 : 20e-3) {
-        void *data = NULL;
-        size_t len = 0;
-        int found = store->get(store->ctx, key, &data, &len, err);
-        if (found < 0) return false;
-        if (found) {
-            bool ok = len == sizeof *id;
-            if (ok) memcpy(id, data, sizeof *id);
-            free(data);
-            return ok || errbuf_set(err, "store key \"%s\" holds %zu bytes, not an NCCL id (%zu)", key, len,
-                                        sizeof *id);
-        }
-        double left = deadline - clock_now_s();
-        if (left <= 0)
-            return errbuf_set(err, "timed out after %d ms waiting for rank 0's NCCL id (store key \"%s\")",
-                                  opt->timeout_ms, key);
-        double s = nap < left ? nap : left;
-        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
+    void *data = NULL;
+    size_t len = 0;
+    int found = comm_store_poll(store, key, deadline, &data, &len, err);
+    if (found < 0) return false;
+    if (!found)
+        return errbuf_set(err, "timed out after %d ms waiting for rank 0's NCCL id (store key \"%s\")",
+                          opt->timeout_ms, key);
+    bool ok = len == sizeof *id;
+    if (ok) memcpy(id, data, sizeof *id);
+    free(data);
+    return ok || errbuf_set(err, "store key \"%s\" holds %zu bytes, not an NCCL id (%zu)", key, len, sizeof *id);
 }
 
 static bool nccl_init_comm(nccl_state *s, ncclUniqueId id, double deadline, errbuf *err) {
@@ -229,6 +226,27 @@ static bool nccl_broadcast(comm *c, void *buf, size_t bytes, int root, errbuf *e
     return nccl_finish(c, s, issued, &detail, op, err);
 }
 
+/* On the caller's stream, without waiting for the result: only until NCCL
+ * has taken the call (a non-blocking communicator may answer ncclInProgress,
+ * and nothing else may be issued before that settles). Capturable in a CUDA
+ * graph; comm_stream_wait finishes it. */
+static bool nccl_allreduce_enqueue(comm *c, float *buf, size_t n, void *stream, errbuf *err) {
+    nccl_state *s = c->state;
+    char op[64];
+    snprintf(op, sizeof op, "allreduce of %zu floats (enqueued)", n);
+    errbuf detail = {{0}};
+    if (!nccl_begin(s, op, err)) return false;
+    bool issued = NCCL_CHECK(&detail, ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, s->nccl, (cudaStream_t)stream));
+    if (!issued) return nccl_fail(s, op, err, "%s", detail.msg);
+    return nccl_wait_on(s, c, NULL, nccl_deadline(s), op, err);
+}
+
+static bool nccl_stream_wait(comm *c, void *stream, errbuf *err) {
+    nccl_state *s = c->state;
+    if (!nccl_begin(s, "stream wait", err)) return false;
+    return nccl_wait_on(s, c, (cudaStream_t)stream, nccl_deadline(s), "stream wait", err);
+}
+
 /* NCCL has no barrier: an all-reduce of one float is one. */
 static bool nccl_barrier(comm *c, errbuf *err) {
     nccl_state *s = c->state;
@@ -246,6 +264,8 @@ static const comm_ops nccl_ops = {
     .barrier = nccl_barrier,
     .destroy = nccl_destroy,
     .interrupt = NULL, /* nccl_wait polls the abort flag and calls ncclCommAbort */
+    .allreduce_enqueue = nccl_allreduce_enqueue,
+    .stream_wait = nccl_stream_wait,
 };
 
 /* ---- creation ---------------------------------------------------------------- */

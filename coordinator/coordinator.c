@@ -52,6 +52,7 @@ void coordinator_options_default(coordinator_options *o) {
     o->lease_ms = 1500;      /* a silent worker (frozen, cut off) is noticed within 2 s */
     o->load_timeout_ms = 600000;
     o->comm_timeout_ms = 20000;
+    o->comm = "auto";
     o->step_timeout_ms = 60000;
     o->step_deadline_floor_ms = 1000;
     o->max_replays = 10;
@@ -135,7 +136,7 @@ static void make_parts(coordinator *co) {
     co->sched = scheduler_create(&so, &co->model, co->metrics);
     membership_options mo = {.model_dir = o->model_dir, .tp = o->tp, .heartbeat_ms = o->heartbeat_ms,
                              .lease_ms = o->lease_ms, .load_timeout_ms = o->load_timeout_ms,
-                             .comm_timeout_ms = o->comm_timeout_ms, .block_size = o->block_size,
+                             .comm_timeout_ms = o->comm_timeout_ms, .comm = o->comm, .block_size = o->block_size,
                              .kv_blocks = o->kv_blocks, .max_batch_tokens = o->max_batch_tokens,
                              .security = o->cluster_security, .smaller_tp = co->smaller_tp,
                              .n_smaller_tp = co->n_smaller_tp, .replace_timeout_ms = o->replace_timeout_ms,
@@ -209,6 +210,12 @@ void coordinator_stop(coordinator *co) {
 }
 
 bool coordinator_ready(coordinator *co, char *why, size_t why_len) { return scheduler_ready(co->sched, why, why_len); }
+
+bool coordinator_all_workers_failed(coordinator *co) {
+    int live, in_group, failed;
+    membership_counts(co->members, &live, &in_group, &failed);
+    return live > 0 && failed == live;
+}
 
 bool coordinator_wait_ready(coordinator *co, int timeout_ms, errbuf *err) {
     double end = clock_now_s() + timeout_ms / 1e3;

@@ -33,6 +33,7 @@ typedef struct coordinator_options {
     int lease_ms;         /* a worker silent this long is dead */
     int load_timeout_ms;  /* Load of a shard */
     int comm_timeout_ms;  /* rendezvous and each collective on the workers */
+    const char *comm;     /* the workers' all-reduce: auto, nccl, ipc or host (comm/select.h; the workers check it) */
     int step_timeout_ms;  /* the longest a step may take (deadlines follow recent step times below it) */
     int step_deadline_floor_ms; /* the shortest step deadline */
     int max_replays;      /* a request is recomputed on a new group at most this often */
@@ -76,6 +77,9 @@ int coordinator_cluster_port(const coordinator *co);
 int coordinator_http_port(const coordinator *co);
 /* Is a group formed and serving? If not, why (into why). */
 bool coordinator_ready(coordinator *co, char *why, size_t why_len);
+/* Every live worker has failed for good (could not load its shard, or
+ * refused --comm): no group can form until workers restart. */
+bool coordinator_all_workers_failed(coordinator *co);
 bool coordinator_wait_ready(coordinator *co, int timeout_ms, errbuf *err);
 
 /* ---- requests, in process ---------------------------------------------------- */

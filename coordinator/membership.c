@@ -469,7 +469,7 @@ static bool init_comm_members(membership *m, uint64_t epoch, int tp, worker_entr
         req[r].epoch = epoch;
         req[r].rank = r;
         req[r].size = tp;
-        req[r].backend = "gloo";
+        req[r].backend = (char *)(m->opt.comm ? m->opt.comm : "auto");
         req[r].prefix = prefix;
         req[r].timeout_ms = (uint32_t)m->opt.comm_timeout_ms;
         calls[r] = (rpc_fanout){.channel = members[r]->channel, .request = &req[r].base};
@@ -478,7 +478,16 @@ static bool init_comm_members(membership *m, uint64_t epoch, int tp, worker_entr
     bool ok = true;
     pthread_mutex_lock(&m->mu);
     for (int r = 0; r < tp; r++) {
-        if (calls[r].code != RPC_OK) {
+        if (calls[r].code == RPC_FAILED_PRECONDITION && strstr(calls[r].err.msg, "--comm ")) {
+            /* the worker cannot reduce the way --comm asks (e.g. nccl on a CPU): asking again would not help */
+            ok = false;
+            members[r]->failed = true;
+            snprintf(members[r]->failure, sizeof members[r]->failure, "%s", calls[r].err.msg);
+            log_warn("worker %s (rank %d) refuses the communicator: %s", members[r]->id, r, calls[r].err.msg);
+            snprintf(m->not_ready, sizeof m->not_ready, "rank %d cannot use --comm %s (the coordinator's log says why)", r,
+                     m->opt.comm ? m->opt.comm : "auto");
+            m->not_ready_specific = true;
+        } else if (calls[r].code != RPC_OK) {
             ok = false;
             members[r]->suspect_since = clock_now_s();
             log_warn("worker %s (rank %d) could not join the communicator: %s", members[r]->id, r, calls[r].err.msg);

@@ -30,6 +30,7 @@ typedef struct membership_options {
     int lease_ms;           /* a worker silent this long is dead */
     int load_timeout_ms;    /* Load of a shard */
     int comm_timeout_ms;    /* rendezvous and each collective on the workers */
+    const char *comm;       /* InitComm's backend: auto, nccl, ipc, host (NULL: auto) */
     int block_size;         /* KV positions per block */
     int kv_blocks;          /* 0: each worker sizes its cache; the group uses the smallest */
     int max_batch_tokens;   /* tokens per step, for the workers' buffers */

@@ -15,6 +15,23 @@
 /* Sums a buffer over all ranks of the group, in place (NULL for T = 1). */
 typedef bool (*engine_allreduce_fn)(void *ctx, float *buf, size_t n, errbuf *err);
 
+/* A CUDA engine's all-reduce on device buffers (the worker's, over comm/:
+ * IPC or NCCL). enqueue: buf (n floats, device) = the sum over ranks, issued
+ * on stream (a cudaStream_t) without waiting, so that a decode step can be
+ * captured into a CUDA graph with its collectives inside. wait: waits for the
+ * stream with the communicator's checks -- its timeout, a dead peer, an abort
+ * -- where the engine would otherwise call cudaStreamSynchronize and could
+ * block forever. The communicator changes with each group (epoch) while the
+ * engine stays: generation() says, before each step, which one is in use
+ * (0: none, the host hook then), so that CUDA graphs captured around an
+ * older one are dropped. All NULL: never a device communicator. */
+typedef struct engine_device_comm {
+    uint64_t (*generation)(void *ctx);
+    bool (*enqueue)(void *ctx, float *buf, size_t n, void *stream, errbuf *err);
+    bool (*wait)(void *ctx, void *stream, errbuf *err);
+    void *ctx;
+} engine_device_comm;
+
 typedef struct engine_seq {
     int32_t start_pos;  /* positions already in the cache */
     int32_t n_tokens;   /* new tokens in this step (>= 1) */

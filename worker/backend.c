@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-bool backend_cuda_module_path(char *out, size_t len) {
+/* The path of module `name` in the executable's folder. */
+static bool module_path(const char *name, char *out, size_t len) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return false;
@@ -17,9 +18,11 @@ bool backend_cuda_module_path(char *out, size_t len) {
     char *slash = strrchr(exe, '/');
     if (!slash) return false;
     *slash = '\0';
-    int m = snprintf(out, len, "%s/libfacet_cuda.so", exe);
+    int m = snprintf(out, len, "%s/%s", exe, name);
     return m > 0 && (size_t)m < len;
 }
+
+bool backend_cuda_module_path(char *out, size_t len) { return module_path("libfacet_cuda.so", out, len); }
 
 static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
 static const cuda_api *api_loaded;
@@ -107,4 +110,43 @@ bool backend_apply_device(const device_choice *c, int rank, engine_options *eo, 
         eo->cuda_device = c->cuda_device >= 0 ? c->cuda_device : (count > 0 ? rank % count : 0);
     }
     return true;
+}
+
+/* ---- the NCCL module ------------------------------------------------------------ */
+
+static pthread_mutex_t nccl_mu = PTHREAD_MUTEX_INITIALIZER;
+static comm_nccl_create_fn nccl_create;
+static char nccl_why[PATH_MAX + 256];
+
+static void load_nccl(void) {
+    char path[PATH_MAX];
+    if (!module_path("libfacet_nccl.so", path, sizeof path)) {
+        snprintf(nccl_why, sizeof nccl_why, "cannot locate the executable");
+        return;
+    }
+    if (access(path, F_OK) != 0) {
+        snprintf(nccl_why, sizeof nccl_why, "this build has no NCCL backend (%s is absent: built without NCCL)", path);
+        return;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open for the process's life */
+    if (!h) {
+        snprintf(nccl_why, sizeof nccl_why, "the NCCL backend cannot load: %s", dlerror());
+        return;
+    }
+    nccl_create = (comm_nccl_create_fn)dlsym(h, "comm_nccl_create");
+    if (!nccl_create) {
+        snprintf(nccl_why, sizeof nccl_why, "%s has no comm_nccl_create: rebuild", path);
+        dlclose(h);
+    }
+}
+
+comm_nccl_create_fn backend_nccl_create(char *why, size_t why_len) {
+    pthread_mutex_lock(&nccl_mu);
+    static bool tried;
+    if (!tried) load_nccl();
+    tried = true;
+    comm_nccl_create_fn f = nccl_create;
+    pthread_mutex_unlock(&nccl_mu);
+    if (!f && why_len > 0) snprintf(why, why_len, "%.*s", (int)(why_len - 1), nccl_why);
+    return f;
 }

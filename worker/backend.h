@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "comm/comm_nccl.h"
 #include "worker/engine.h"
 
 /* The CUDA module's table (kernels/cuda/api.h), loaded once and kept; NULL
@@ -38,5 +39,10 @@ bool backend_apply_device(const device_choice *c, int rank, engine_options *eo, 
 
 /* The module's path next to the executable; false when it cannot be named. */
 bool backend_cuda_module_path(char *out, size_t len);
+
+/* comm_nccl_create from the NCCL module (libfacet_nccl.so, next to the
+ * executable), loaded once and kept; NULL with the reason in `why` when the
+ * module is absent or does not load (no libnccl). */
+comm_nccl_create_fn backend_nccl_create(char *why, size_t why_len);
 
 #endif

@@ -5,34 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What one rank says about one row. */
-typedef struct row_summary {
-    double best_value; /* greedy: the (penalized) logit; Gumbel: logit/T + noise */
-    double sumexp;     /* sum of exp(raw - max) over the slice */
-    float max;         /* raw logit max over the slice */
-    float best_raw;    /* raw logit of the best token */
-    int32_t best_id;   /* global id */
-    int32_t n_cand;    /* top-k sampling candidates that follow */
-    int32_t n_top;     /* top raw logits that follow them (for top logprobs) */
-    int32_t pad;
-} row_summary;
-
-typedef struct cand_rec {
-    int32_t id;
-    float logit; /* penalized, unscaled: what sampling orders by */
-    float raw;   /* for the logprob */
-    int32_t pad;
-} cand_rec;
-
-typedef enum { MODE_GREEDY, MODE_GUMBEL, MODE_TOP_K, MODE_FULL } sample_mode;
-
-static sample_mode mode_of(const sampling_params *p) {
-    if (p->temperature == 0.0f) return MODE_GREEDY;
-    if (p->min_p > 0.0f) return MODE_FULL;
-    if (p->top_k > 0) return MODE_TOP_K;
-    if (p->top_p < 1.0f) return MODE_FULL;
-    return MODE_GUMBEL;
-}
+/* Row records (row_summary, then L.k + L.t cand_rec) are protocol/sample_rows.h's: the CUDA engine makes
+ * the same ones on the device. */
 
 /* ---- one rank: the whole vocabulary ---------------------------------------------- */
 
@@ -73,12 +47,7 @@ static bool sample_single(int vocab, const float *raw, int m, const sample_reque
 
 /* ---- several ranks -------------------------------------------------------------------- */
 
-typedef struct row_layout {
-    int k; /* top-k sampling candidates per row */
-    int t; /* top raw logits per row */
-} row_layout;
-
-static size_t record_bytes(row_layout L) { return sizeof(row_summary) + (size_t)(L.k + L.t) * sizeof(cand_rec); }
+static size_t record_bytes(row_layout L) { return row_record_bytes(L); }
 
 /* This rank's summary of a row: its best token, (max, sum exp), and the
  * candidates the decision or the top logprobs may need. */
@@ -93,8 +62,8 @@ static void summarize_row(const float *raw, float *work, int n, int vocab_begin,
     int best = argmax_f32(work, n);
     sum->best_value = work[best];
     sum->n_cand = sum->n_top = 0;
-    sample_mode mode = mode_of(p);
-    if (mode == MODE_GUMBEL) {
+    sample_mode mode = sample_mode_of(p);
+    if (mode == SAMPLE_GUMBEL) {
         float inv_t = 1.0f / p->temperature;
         double top = -INFINITY;
         for (int i = 0; i < n; i++) { /* the same expression as sampler.c + sample.c */
@@ -103,7 +72,7 @@ static void summarize_row(const float *raw, float *work, int n, int vocab_begin,
             if (v > top) top = v, best = i;
         }
         sum->best_value = top;
-    } else if (mode == MODE_TOP_K) { /* ordered by the scaled logit, exactly as one rank orders */
+    } else if (mode == SAMPLE_TOP_K) { /* ordered by the scaled logit, exactly as one rank orders */
         float inv_t = 1.0f / p->temperature;
         for (int i = 0; i < n; i++) scratch[i] = (candidate){vocab_begin + i, work[i] * inv_t};
         int kept = candidates_top_k(scratch, n, p->top_k < n ? p->top_k : n);
@@ -159,7 +128,7 @@ static dist_sample_result decide_row(const uint8_t *gathered, size_t rank_stride
     for (int k = 0; k < size; k++) Z += sums[k]->sumexp * exp((double)sums[k]->max - M);
     double lse = M + log(Z);
     float chosen_raw = NAN;
-    if (mode_of(p) != MODE_TOP_K) { /* greedy or Gumbel */
+    if (sample_mode_of(p) != SAMPLE_TOP_K) { /* greedy or Gumbel */
         int best = 0;
         for (int k = 1; k < size; k++) /* ranks hold increasing ids: ties keep the lower rank, the lower id */
             if (sums[k]->best_value > sums[best]->best_value) best = k;
@@ -204,22 +173,64 @@ static bool gather_rows(comm *c, const tp_layout *tp, int vocab, const float *ra
     return ok;
 }
 
+row_layout dist_sample_layout(const sample_request *reqs, int m, int slice) {
+    row_layout L = {0, 0};
+    for (int i = 0; i < m; i++) {
+        if (sample_mode_of(&reqs[i].params) == SAMPLE_TOP_K && reqs[i].params.top_k > L.k) L.k = reqs[i].params.top_k;
+        if (reqs[i].top_logprobs > L.t) L.t = reqs[i].top_logprobs;
+    }
+    if (L.k > slice) L.k = slice;
+    if (L.t > SAMPLER_MAX_TOP_LOGPROBS) L.t = SAMPLER_MAX_TOP_LOGPROBS;
+    return L;
+}
+
+void dist_summarize_row(const float *raw, int n, int vocab_begin, const sample_request *q, row_layout L, void *record,
+                        float *work, candidate *scratch) {
+    row_summary *sum = record;
+    memset(record, 0, record_bytes(L));
+    summarize_row(raw, work, n, vocab_begin, q, L, sum, (cand_rec *)(sum + 1), scratch);
+}
+
+bool dist_sample_summaries_ok(const sample_request *reqs, int m) {
+    for (int i = 0; i < m; i++)
+        if (sample_mode_of(&reqs[i].params) == SAMPLE_FULL) return false;
+    return true;
+}
+
+/* Every rank's records of the step (allgather; T = 1: this rank's), then each row's decision. */
+static bool decide_from_records(comm *c, const uint8_t *mine, int m, row_layout L, const sample_request *reqs,
+                                dist_sample_result *out, candidate *scratch, errbuf *err) {
+    int size = c ? comm_size(c) : 1;
+    size_t stride = (size_t)m * record_bytes(L);
+    uint8_t *all = size > 1 ? xmalloc(stride * size) : NULL;
+    bool ok = size == 1 || comm_allgather(c, mine, all, stride, err);
+    for (int i = 0; ok && i < m; i++)
+        if (sample_mode_of(&reqs[i].params) != SAMPLE_FULL)
+            out[i] = decide_row(all ? all : mine, stride, i, size, L, &reqs[i], scratch);
+    free(all);
+    return ok;
+}
+
+bool dist_sample_from_summaries(comm *c, const void *records, int m, row_layout L, const sample_request *reqs,
+                                dist_sample_result *out, errbuf *err) {
+    if (m == 0) return true;
+    if (!dist_sample_summaries_ok(reqs, m))
+        return errbuf_set(err, "a row samples with min_p or top_p alone: its raw row is needed, not a summary");
+    int size = c ? comm_size(c) : 1;
+    candidate *scratch = xmalloc(((size_t)L.k * size + 1) * sizeof *scratch);
+    bool ok = decide_from_records(c, records, m, L, reqs, out, scratch, err);
+    free(scratch);
+    return ok;
+}
+
 bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *raw, int m, const sample_request *reqs,
                  dist_sample_result *out, float *full_logits, errbuf *err) {
     if (m == 0) return true;
     if (!c || comm_size(c) == 1) return sample_single(vocab, raw, m, reqs, out, full_logits);
     int size = comm_size(c);
-    row_layout L = {0, 0};
-    bool any_full = full_logits != NULL;
-    for (int i = 0; i < m; i++) {
-        if (mode_of(&reqs[i].params) == MODE_TOP_K && reqs[i].params.top_k > L.k) L.k = reqs[i].params.top_k;
-        if (reqs[i].top_logprobs > L.t) L.t = reqs[i].top_logprobs;
-        any_full |= mode_of(&reqs[i].params) == MODE_FULL;
-    }
-    if (L.k > tp->vocab_size) L.k = tp->vocab_size;
-    if (L.t > SAMPLER_MAX_TOP_LOGPROBS) L.t = SAMPLER_MAX_TOP_LOGPROBS;
-    size_t stride = (size_t)m * record_bytes(L);
-    uint8_t *mine = xcalloc(1, stride), *all = xmalloc(stride * size);
+    row_layout L = dist_sample_layout(reqs, m, tp->vocab_size);
+    bool any_full = full_logits != NULL || !dist_sample_summaries_ok(reqs, m);
+    uint8_t *mine = xcalloc(1, (size_t)m * record_bytes(L));
     int scratch_n = tp->vocab_size > L.k * size ? tp->vocab_size : L.k * size;
     candidate *scratch = xmalloc((size_t)scratch_n * sizeof *scratch);
     float *work = xmalloc((size_t)(tp->vocab_size > vocab ? tp->vocab_size : vocab) * sizeof *work);
@@ -228,7 +239,7 @@ bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *raw, int 
         summarize_row(raw + (size_t)i * tp->vocab_size, work, tp->vocab_size, tp->vocab_begin, &reqs[i], L, sum,
                       (cand_rec *)(sum + 1), scratch);
     }
-    bool ok = comm_allgather(c, mine, all, stride, err);
+    bool ok = decide_from_records(c, mine, m, L, reqs, out, scratch, err);
     float *rows = NULL;
     if (ok && any_full) {
         rows = full_logits ? full_logits : xmalloc((size_t)m * vocab * sizeof *rows);
@@ -236,15 +247,12 @@ bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *raw, int 
     }
     sampler s = {0};
     for (int i = 0; ok && i < m; i++) {
-        if (mode_of(&reqs[i].params) == MODE_FULL) {
-            if (!s.cand) sampler_init(&s, vocab);
-            sample_whole_row(&s, rows + (size_t)i * vocab, work, vocab, &reqs[i], &out[i]);
-        } else {
-            out[i] = decide_row(all, stride, i, size, L, &reqs[i], scratch);
-        }
+        if (sample_mode_of(&reqs[i].params) != SAMPLE_FULL) continue;
+        if (!s.cand) sampler_init(&s, vocab);
+        sample_whole_row(&s, rows + (size_t)i * vocab, work, vocab, &reqs[i], &out[i]);
     }
     sampler_free(&s);
     if (rows && rows != full_logits) free(rows);
-    free(mine), free(all), free(scratch), free(work);
+    free(mine), free(scratch), free(work);
     return ok;
 }

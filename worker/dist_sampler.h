@@ -23,15 +23,9 @@
 #include <stdint.h>
 
 #include "comm/comm.h"
+#include "protocol/sample_rows.h"
 #include "model/tensors.h"
 #include "worker/sampler.h"
-
-typedef struct sample_request {
-    sampling_params params;
-    uint64_t position;      /* where the new token goes: keys the noise */
-    penalty_tokens seen;    /* tokens already in the sequence (for penalties) */
-    int top_logprobs;       /* alternatives to report, 0..SAMPLER_MAX_TOP_LOGPROBS */
-} sample_request;
 
 typedef struct dist_sample_result {
     int32_t token;   /* -1 when the logits were not finite */
@@ -45,5 +39,22 @@ typedef struct dist_sample_result {
  * full_logits: NULL, or (m, vocab) to receive whole raw rows (tests). */
 bool dist_sample(comm *c, const tp_layout *tp, int vocab, const float *raw, int m, const sample_request *reqs,
                  dist_sample_result *out, float *full_logits, errbuf *err);
+
+/* When the rows' summaries were made elsewhere (a CUDA engine, on the
+ * device): records holds m records of layout L (dist_sample_layout), made
+ * as dist_summarize_row makes them. Needs no row in SAMPLE_FULL mode (their
+ * raw rows are not here): dist_sample_summaries_ok says. With c NULL (one
+ * rank) the decision is the one-rank sampler's. */
+bool dist_sample_from_summaries(comm *c, const void *records, int m, row_layout L, const sample_request *reqs,
+                                dist_sample_result *out, errbuf *err);
+bool dist_sample_summaries_ok(const sample_request *reqs, int m);
+/* The record layout of a step (the same on every rank): its rows' largest
+ * top_k (of top-k rows; at most the slice) and top_logprobs. */
+row_layout dist_sample_layout(const sample_request *reqs, int m, int slice);
+/* The host's summary of one row (raw: V_r logits of the slice from
+ * vocab_begin) into record (row_record_bytes(L) bytes); work: V_r floats,
+ * scratch: V_r candidates. The reference of kernels/cuda/summarize.cu. */
+void dist_summarize_row(const float *raw, int n, int vocab_begin, const sample_request *q, row_layout L, void *record,
+                        float *work, candidate *scratch);
 
 #endif

@@ -120,6 +120,7 @@ static engine *create_cuda(model_weights *shape, model_weights *weights, uint64_
         .n_blocks = opt->n_blocks,
         .gpu_memory_utilization = opt->gpu_memory_utilization,
         .use_graphs = !opt->no_cuda_graphs,
+        .device_comm = opt->device_comm,
         .allreduce = opt->allreduce,
         .allreduce_ctx = opt->allreduce_ctx,
     };
@@ -244,6 +245,7 @@ const char *engine_ops_name(const engine *e) { return e->ce ? e->ops_name : e->o
 int engine_threads(const engine *e) { return e->ce ? 0 : threadpool_size(e->tp); }
 int engine_kv_blocks(const engine *e) { return e->kv.n_blocks; }
 engine_device engine_device_kind(const engine *e) { return e->ce ? ENGINE_CUDA : ENGINE_CPU; }
+int engine_cuda_device(const engine *e) { return e->opt.cuda_device; }
 size_t engine_weight_bytes(const engine *e) { return e->w.bytes; }
 int engine_max_batch_tokens(const engine *e) { return e->opt.max_batch_tokens; }
 
@@ -362,6 +364,17 @@ static void lm_head(engine *e, const engine_batch *b, float *logits) {
     float cap = c->final_logit_softcap; /* Gemma 2: logits -> cap * tanh(logits / cap), elementwise (so per slice) */
     if (cap > 0)
         for (size_t i = 0; i < (size_t)m * e->w.tp.vocab_size; i++) logits[i] = cap * tanhf(logits[i] / cap);
+}
+
+bool engine_summarizes_on_device(const engine *e) { return e->ce != NULL; }
+
+bool engine_forward_summaries(engine *e, const engine_batch *b, const sample_request *reqs, row_layout L,
+                              void *records, errbuf *err) {
+    int n = 0;
+    if (!e->ce) return errbuf_set(err, "the CPU engine samples from its logits on the host");
+    if (!validate_batch(e, b, &n, err)) return false;
+    if (n == 0) return true;
+    return e->cuda->engine_forward_summaries(e->ce, b, reqs, L, records, err);
 }
 
 bool engine_forward(engine *e, const engine_batch *b, float *logits, errbuf *err) {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "kernels/batch.h"
+#include "protocol/sample_rows.h"
 #include "model/weights.h"
 #include "worker/kv_cache.h"
 
@@ -28,8 +29,9 @@ typedef struct engine_options {
     int cuda_device;      /* CUDA: the device ordinal */
     float gpu_memory_utilization; /* CUDA: share of the device's memory to use (0: 0.9) */
     bool no_cuda_graphs;  /* CUDA: run decode steps without graph capture */
-    engine_allreduce_fn allreduce; /* host buffers; CUDA stages through the host */
+    engine_allreduce_fn allreduce; /* host buffers; CUDA stages through the host unless device_comm is set */
     void *allreduce_ctx;
+    engine_device_comm device_comm; /* CUDA: the all-reduce on device buffers (IPC, NCCL) */
 } engine_options;
 
 /* Takes ownership of the weights. */
@@ -50,6 +52,7 @@ int engine_threads(const engine *e);
 int engine_max_batch_tokens(const engine *e);
 int engine_kv_blocks(const engine *e);
 engine_device engine_device_kind(const engine *e);
+int engine_cuda_device(const engine *e); /* CUDA: the device ordinal */
 /* Bytes one decode step reads: the weights this rank holds. */
 size_t engine_weight_bytes(const engine *e);
 
@@ -58,5 +61,14 @@ size_t engine_weight_bytes(const engine *e);
  * short block table, a block id or token id out of range) is refused with
  * an error and changes nothing. */
 bool engine_forward(engine *e, const engine_batch *b, float *logits, errbuf *err);
+
+/* Can this engine summarize its logit rows where they are (a CUDA engine:
+ * protocol/sample_rows.h), so that only the summaries leave the device? */
+bool engine_summarizes_on_device(const engine *e);
+/* The step, with each logit row's summary for reqs[row] in records ((sum of
+ * n_logits) x row_record_bytes(L)) instead of the logits; no row may be
+ * SAMPLE_FULL. Only where engine_summarizes_on_device. */
+bool engine_forward_summaries(engine *e, const engine_batch *b, const sample_request *reqs, row_layout L,
+                              void *records, errbuf *err);
 
 #endif

@@ -85,8 +85,9 @@ static void init_comm(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
     if (req->size != w->tp || req->rank != w->rank)
         return reply_error(call, RPC_FAILED_PRECONDITION, "InitComm: rank %d of %d, but rank %d of %d is loaded", req->rank,
                            req->size, w->rank, w->tp);
-    if (strcmp(req->backend, "gloo") != 0)
-        return reply_error(call, RPC_UNIMPLEMENTED, "InitComm: backend \"%s\" is not available on a CPU worker (use gloo)",
+    comm_mode mode;
+    if (!comm_mode_parse(req->backend, &mode))
+        return reply_error(call, RPC_INVALID_ARGUMENT, "InitComm: backend \"%.32s\" is not one of auto, nccl, ipc, host",
                            req->backend);
     /* the rendezvous namespace is the epoch's: a caller cannot send the group to wait on foreign keys */
     char prefix[64];
@@ -95,21 +96,19 @@ static void init_comm(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
         return reply_error(call, RPC_INVALID_ARGUMENT, "InitComm: prefix \"%.64s\" is not this epoch's (\"%s\")",
                            req->prefix, prefix);
     worker_drop_comm(w);
-    if (req->size > 1) {
-        errbuf err;
-        char host[sizeof w->address];
-        snprintf(host, sizeof host, "%s", w->address);
-        char *colon = strrchr(host, ':');
-        if (colon) *colon = '\0';
-        comm_store store = {w, kv_set, kv_get};
-        comm_options co = {.rank = req->rank, .size = req->size, .prefix = prefix, .hostname = host,
-                           .timeout_ms = (int)req->timeout_ms,
-                           .max_floats = (size_t)engine_max_batch_tokens(w->engine) * engine_weights(w->engine)->cfg.hidden_size};
-        comm *c = comm_gloo_create(&co, &store, &err);
-        if (!c) return reply_error(call, RPC_UNAVAILABLE, "InitComm: %s", err.msg);
-        pthread_mutex_lock(&w->comm_mu);
-        w->comm = c;
-        pthread_mutex_unlock(&w->comm_mu);
+    errbuf err;
+    char host[sizeof w->address];
+    snprintf(host, sizeof host, "%s", w->address);
+    char *colon = strrchr(host, ':');
+    if (colon) *colon = '\0';
+    comm_store store = {w, kv_set, kv_get};
+    comm_options co = {.rank = req->rank, .size = req->size, .prefix = prefix, .hostname = host,
+                       .timeout_ms = (int)req->timeout_ms,
+                       .max_floats = (size_t)engine_max_batch_tokens(w->engine) * engine_weights(w->engine)->cfg.hidden_size};
+    if (!group_comm_create(w, &co, mode, &store, &err)) {
+        /* an impossible --comm is the caller's mistake; anything else is the group's trouble */
+        int code = strstr(err.msg, "--comm ") ? RPC_FAILED_PRECONDITION : RPC_UNAVAILABLE;
+        return reply_error(call, code, "InitComm: %s", err.msg);
     }
     worker_set_state(w, "ready: rank %d of %d, epoch %" PRIu64, w->rank, w->tp, w->epoch);
     Facet__V1__InitCommResponse resp = FACET__V1__INIT_COMM_RESPONSE__INIT;
@@ -194,7 +193,7 @@ static void abort_group(worker *w, rpc_call *call, const ProtobufCMessage *msg) 
         return reply_error(call, RPC_FAILED_PRECONDITION, "Abort of epoch %" PRIu64 ": this worker is at epoch %" PRIu64,
                            req->epoch, epoch);
     pthread_mutex_lock(&w->comm_mu);
-    if (w->comm) comm_abort(w->comm); /* a step blocked in a collective fails now or at its timeout */
+    worker_abort_comms(w); /* a step blocked in a collective fails now or at its timeout */
     pthread_mutex_unlock(&w->comm_mu);
     log_info("worker %s: group of epoch %" PRIu64 " aborted: %s", w->id, req->epoch, req->reason);
     worker_set_state(w, "aborted: %s", req->reason);

@@ -47,7 +47,7 @@ bool shard_load(worker *w, const shard_request *r, errbuf *err) {
     if (w->engine && strcmp(key, w->loaded) == 0) return true; /* the same shard as before: keep it */
     engine_options eo = {.n_threads = w->opt.threads, .max_batch_tokens = r->max_batch_tokens,
                          .block_size = r->block_size, .n_blocks = r->kv_blocks,
-                         .allreduce = worker_allreduce, .allreduce_ctx = w};
+                         .allreduce = worker_allreduce, .allreduce_ctx = w, .device_comm = worker_device_comm(w)};
     char note[ERRBUF_LEN];
     if (!backend_apply_device(&w->opt.dev, r->rank, &eo, note, sizeof note, err)) return false;
     if (note[0]) log_info("worker %s: %s", w->id, note);

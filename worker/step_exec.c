@@ -17,6 +17,7 @@ bool worker_allreduce(void *ctx, float *buf, size_t n, errbuf *err) {
     double t0 = clock_now_s();
     bool ok = comm_allreduce_sum(w->comm, buf, n, err);
     w->comm_s += clock_now_s() - t0;
+    if (!ok) w->step_comm_failed = true;
     return ok;
 }
 
@@ -82,22 +83,47 @@ static void fill_response(const Facet__V1__StepRequest *r, const dist_sample_res
     }
 }
 
+/* The step through a CUDA engine that summarizes its rows on the device: only the summaries come back,
+ * and the ranks decide from them (the logits stay where they are). */
+static int step_on_device(worker *w, const engine_batch *b, const sample_request *reqs, int m, dist_sample_result *res,
+                          double *forward_end, errbuf *err) {
+    row_layout L = dist_sample_layout(reqs, m, engine_weights(w->engine)->tp.vocab_size);
+    void *records = step_logits(w, ((size_t)m * row_record_bytes(L) + sizeof(float) - 1) / sizeof(float));
+    bool ok = engine_forward_summaries(w->engine, b, reqs, L, records, err);
+    *forward_end = clock_now_s();
+    if (!ok) return w->step_comm_failed ? RPC_ABORTED : RPC_INVALID_ARGUMENT;
+    return dist_sample_from_summaries(w->comm, records, m, L, reqs, res, err) ? RPC_OK : RPC_ABORTED;
+}
+
+/* Summaries on the device serve every row but those sampled from whole raw rows (min_p, top_p alone), a
+ * request for the logits themselves, and candidate lists beyond what the device holds. */
+static bool summaries_serve(const worker *w, const Facet__V1__StepRequest *r, const sample_request *reqs, int m) {
+    if (!engine_summarizes_on_device(w->engine) || r->return_logits || !dist_sample_summaries_ok(reqs, m)) return false;
+    row_layout L = dist_sample_layout(reqs, m, engine_weights(w->engine)->tp.vocab_size);
+    return L.k <= SAMPLE_ROWS_MAX_DEVICE_K;
+}
+
 int step_exec(worker *w, const Facet__V1__StepRequest *r, Facet__V1__StepResponse *resp, errbuf *err) {
     const model_weights *mw = engine_weights(w->engine);
     int m;
     engine_seq *seqs = batch_of(r, &m);
-    float *logits = step_logits(w, (size_t)m * mw->tp.vocab_size);
     engine_batch b = {(int)r->n_seq_ids, seqs, (const int32_t *)r->token_ids};
-    w->comm_s = 0;
-    double t0 = clock_now_s();
-    int code = RPC_OK;
-    if (!engine_forward(w->engine, &b, logits, err)) code = w->comm && w->comm_s > 0 ? RPC_ABORTED : RPC_INVALID_ARGUMENT;
-    double t1 = clock_now_s();
     sample_request *reqs = sample_requests_of(r, m);
     dist_sample_result *res = xcalloc((size_t)m + 1, sizeof *res);
     float *full = r->return_logits ? xmalloc(((size_t)m * mw->cfg.vocab_size + 1) * sizeof *full) : NULL;
-    if (code == RPC_OK && !dist_sample(w->comm, &mw->tp, mw->cfg.vocab_size, logits, m, reqs, res, full, err))
-        code = RPC_ABORTED;
+    w->comm_s = 0;
+    w->step_comm_failed = false;
+    double t0 = clock_now_s(), t1;
+    int code = RPC_OK;
+    if (summaries_serve(w, r, reqs, m)) {
+        code = step_on_device(w, &b, reqs, m, res, &t1, err);
+    } else {
+        float *logits = step_logits(w, (size_t)m * mw->tp.vocab_size);
+        if (!engine_forward(w->engine, &b, logits, err)) code = w->step_comm_failed ? RPC_ABORTED : RPC_INVALID_ARGUMENT;
+        t1 = clock_now_s();
+        if (code == RPC_OK && !dist_sample(w->comm, &mw->tp, mw->cfg.vocab_size, logits, m, reqs, res, full, err))
+            code = RPC_ABORTED;
+    }
     if (code == RPC_OK && w->rank == 0) {
         fill_response(r, res, m, resp);
         if (full) {

@@ -1,12 +1,13 @@
 /* worker_impl.h — the worker process's state, shared by its files (private):
  *   worker.c        the process: start, the registration loop, stop
- *   worker_state.c  the state line, dropping the communicator
+ *   worker_state.c  the state line
+ *   group_comm.c    the group's communicators (host, IPC, NCCL), the engine's device all-reduce hooks
  *   service.c       the Worker service: one handler pattern, Load / InitComm / Step / Abort / Health
  *   shard.c         loading (or keeping) this rank's shard, sizing its KV cache
  *   step_exec.c     a StepRequest run on the engine and the distributed sampler
  *   registration.c  Register with the coordinator, the lease
  * Locks: `mu` serialises Load, InitComm and Step (in arrival order);
- * `comm_mu` guards the communicator pointer so Abort can reach it while a
+ * `comm_mu` guards the communicator pointers so Abort can reach them while a
  * step is blocked in a collective; `state_mu` the state line. */
 #ifndef FACET_WORKER_WORKER_IMPL_H
 #define FACET_WORKER_WORKER_IMPL_H
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "comm/comm.h"
+#include "comm/select.h"
 #include "facet/v1/worker.pb-c.h"
 #include "rpc/rpc.h"
 #include "worker/engine.h"
@@ -43,8 +45,12 @@ typedef struct worker {
     float *logits;      /* [rows, vocab shard] of the last step; kept (grow-only): up to 64 MB a step at V = 256k */
     size_t logits_cap;  /* floats */
 
-    pthread_mutex_t comm_mu; /* the communicator pointer, for Abort */
-    comm *comm;
+    pthread_mutex_t comm_mu; /* the communicator pointers, for Abort */
+    comm *comm;              /* host (Gloo), T > 1: the sampler's exchange, and the all-reduce when plan.host */
+    comm *dev_ipc, *dev_nccl; /* device communicators (CUDA engine), as plan says */
+    comm_plan plan;
+    uint64_t comm_gen;       /* counts the groups' communicators: CUDA graphs hold the one they captured */
+    bool step_comm_failed;   /* a collective of the current step failed (its status is ABORTED) */
 
     pthread_mutex_t state_mu;
     char state[256];    /* idle, loading, loaded, ready, failed: ... */
@@ -56,10 +62,20 @@ typedef struct worker {
 /* worker_state.c */
 void worker_set_state(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void worker_get_state(worker *w, char *out, size_t len);
-/* Discards the communicator: its group is over (a new epoch, a failure or
+
+/* group_comm.c: makes this rank's communicators for the group co describes:
+ * every rank's topology record through the store, the plan for `mode`, then
+ * the host communicator (T > 1) and the device ones the plan names. On
+ * failure the worker holds none. */
+bool group_comm_create(worker *w, const comm_options *co, comm_mode mode, const comm_store *store, errbuf *err);
+/* Discards the communicators: their group is over (a new epoch, a failure or
  * shutdown), so abort first -- a graceful close would wait for peers that
  * may never come. */
 void worker_drop_comm(worker *w);
+/* Makes every collective of the group fail now (Abort); comm_mu held. */
+void worker_abort_comms(worker *w);
+/* The hooks a CUDA engine reduces device buffers through (ctx: the worker). */
+engine_device_comm worker_device_comm(worker *w);
 
 /* shard.c: makes the engine hold rank `rank` of `tp` of `model` (kept when it
  * already does); kv_blocks 0 = size the cache here. The checkpoint must lie

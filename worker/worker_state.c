@@ -1,5 +1,5 @@
 /* worker_state.c — the worker's state line (what Health and Register
- * report) and its communicator's end, used by every part of the worker. */
+ * report), used by every part of the worker. */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -18,13 +18,4 @@ void worker_get_state(worker *w, char *out, size_t len) {
     pthread_mutex_lock(&w->state_mu);
     snprintf(out, len, "%s", w->state);
     pthread_mutex_unlock(&w->state_mu);
-}
-
-void worker_drop_comm(worker *w) {
-    pthread_mutex_lock(&w->comm_mu);
-    comm *c = w->comm;
-    w->comm = NULL;
-    pthread_mutex_unlock(&w->comm_mu);
-    if (c) comm_abort(c);
-    comm_free(c);
 }

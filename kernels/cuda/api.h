@@ -17,11 +17,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "comm/comm.h"
 #include "common/error.h"
 #include "kernels/batch.h"
+#include "protocol/sample_rows.h"
 #include "model/weights.h"
 
-#define FACET_CUDA_API_VERSION 2
+#define FACET_CUDA_API_VERSION 3
 
 typedef struct cuda_engine cuda_engine;
 
@@ -39,7 +41,10 @@ typedef struct cuda_engine_desc {
     int n_blocks;                 /* 0: size the KV cache from free memory */
     float gpu_memory_utilization; /* of the device's total memory, for weights + cache + scratch (0.9) */
     bool use_graphs;              /* capture decode steps as CUDA graphs (T = 1 only) */
-    /* T > 1 with the all-reduce on the host (Gloo): device -> host -> hook -> device */
+    /* The all-reduce after each block: on device buffers in the engine's stream when device_comm.enqueue is
+     * set (also at T = 1: it then runs the collective path alone), else for T > 1 on the host (Gloo):
+     * device -> host -> hook -> device */
+    engine_device_comm device_comm;
     engine_allreduce_fn allreduce;
     void *allreduce_ctx;
 } cuda_engine_desc;
@@ -69,6 +74,11 @@ typedef struct cuda_api {
     cuda_engine *(*engine_create)(const cuda_engine_desc *desc, errbuf *err);
     /* The batch has been validated by worker/engine.c. logits: host, (sum n_logits, V_r). */
     bool (*engine_forward)(cuda_engine *e, const engine_batch *b, float *logits, errbuf *err);
+    /* The same step, but the logits stay on the device: records (host, (sum n_logits) x row_record_bytes(L)) get
+     * each logit row's summary for reqs[row] (protocol/sample_rows.h), made on the device. No row may be
+     * SAMPLE_FULL; L.k <= 1024, L.t <= SAMPLER_MAX_TOP_LOGPROBS. */
+    bool (*engine_forward_summaries)(cuda_engine *e, const engine_batch *b, const sample_request *reqs, row_layout L,
+                                     void *records, errbuf *err);
     int (*engine_kv_blocks)(const cuda_engine *e);
     size_t (*engine_weight_bytes)(const cuda_engine *e);
     const char *(*engine_device_name)(const cuda_engine *e);
@@ -107,6 +117,23 @@ typedef struct cuda_api {
      * n_kept (n) = the top_p prefix */
     bool (*test_topk)(const cuda_op_shape *s, const float *x, int32_t *ids, float *vals, int32_t *n_kept, int reps,
                       double *ms, errbuf *err);
+    /* Row summaries (protocol/sample_rows.h) of x (s->n rows of s->d logits, the slice from s->vocab_begin), row r
+     * for reqs[r]: records (n, row_record_bytes(L)), as worker/dist_sampler.c's dist_summarize_row makes them
+     * (the reference); false when a row cannot be summarized on the device (SAMPLE_FULL, k too large). */
+    bool (*test_summarize)(const cuda_op_shape *s, const float *x, const sample_request *reqs, row_layout L,
+                           void *records, int reps, double *ms, errbuf *err);
+
+    /* ---- collectives on device buffers ---- */
+    /* The CUDA-IPC communicator (comm/comm_ipc.h) of this rank on `device`; NULL with the reason in err. */
+    comm *(*comm_ipc_create)(const comm_options *opt, const comm_store *store, int device, errbuf *err);
+    /* The device's UUID, "GPU-xxxxxxxx-xxxx-..." as nvidia-smi prints it (topology: which ranks share a GPU). */
+    bool (*device_uuid)(int device, char *out, size_t len, errbuf *err);
+    /* Device memory and streams for benchmarks of the collectives (the facet binary links no CUDA library). */
+    void *(*dev_alloc)(int device, size_t bytes, errbuf *err);
+    void (*dev_free)(void *p);
+    bool (*dev_copy)(void *dst, const void *src, size_t bytes, bool to_device, errbuf *err); /* synchronous */
+    void *(*stream_create)(int device, errbuf *err); /* a cudaStream_t (non-blocking) */
+    void (*stream_destroy)(void *stream);
 
     /* ---- ceilings, measured ---- */
     /* a large device-to-device copy: bytes read + written per second, in GB/s (1e9) */

@@ -15,17 +15,24 @@
 //     gu (n, 2 F_r) fp32 = h · [Wgate; Wup]ᵀ               one GEMM
 //     act (n, F_r) bf16 = gelu(gate) * up
 //     o = act · Wdownᵀ                                      [all-reduce]
-//   logits (m, V_r) fp32 = rmsnorm(x + o)[rows] · Eᵀ, copied to the host
-// Sampling stays on the host (worker/dist_sampler.c), exact across TP sizes.
+//   logits (m, V_r) fp32 = rmsnorm(x + o)[rows] · Eᵀ, then either copied to the host, or summarized on
+//   the device (summarize.cu: best token, (max, sum exp), top-k candidates, top raw logits; a few hundred
+//   bytes per row instead of 4 V_r) for worker/dist_sampler.c to exchange between the ranks and decide,
+//   exactly as it decides from summaries it makes itself.
+//
+// The all-reduce runs on device buffers in the engine's stream when the
+// worker gives a device communicator (IPC or NCCL, comm/select.h chooses),
+// else through the host (Gloo): copy down, reduce, copy up.
 //
 // Steps that only decode (one token per sequence) are captured as a CUDA
 // graph per batch size the first time they are seen and replayed after, when
-// there is no host all-reduce in the middle (T = 1).
+// no host all-reduce sits in the middle (T = 1, or a device communicator).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/cuda/kernels.cuh"
+#include "kernels/cuda/summarize.cuh"
 
 extern "C" {
 #include "kernels/cuda/api.h"
@@ -60,6 +67,8 @@ struct cuda_engine {
     float emb_scale;
     int N, qd, kvd, qkv_dim;
     bool use_graphs;
+    engine_device_comm dev_comm; // the worker's hooks (all NULL: none)
+    uint64_t comm_gen;           // dev_comm.generation() this step; the graphs were captured with it
     engine_allreduce_fn allreduce;
     void *allreduce_ctx;
 
@@ -73,6 +82,10 @@ struct cuda_engine {
     bf16 *k_cache, *v_cache;  // (L, n_blocks, K_r, block_size, hd)
 
     float *x, *o, *qkv, *gu, *logits, *inv_freq, *partial_o, *partial_ml;
+    float *sample_work;                   // (logit rows, V_r): penalized logits while summarizing
+    unsigned char *records;               // (logit rows, the largest record): row summaries
+    unsigned char *smeta_dev, *smeta_host; // the rows' sampling parameters (pinned mirror), grown on demand
+    size_t smeta_cap;
     bf16 *h, *att, *act;
     float *stage; // pinned (N, d): the host side of a host all-reduce
 
@@ -201,6 +214,12 @@ static bool load_weights(cuda_engine *e, const model_weights *w, uint64_t seed, 
 
 // ---- scratch and cache -------------------------------------------------------------------
 
+// The largest row summary the device makes: TOPK_MAX candidates and every top log-probability.
+static size_t max_record_bytes(void) {
+    static_assert(SAMPLE_ROWS_MAX_DEVICE_K == TOPK_MAX, "the host's idea of the device's top-k limit");
+    return row_record_bytes(row_layout{TOPK_MAX, SAMPLER_MAX_TOP_LOGPROBS});
+}
+
 // The most partial rows the decode kernel can need for up to N sequences.
 static size_t max_partial_rows(const cuda_engine *e) {
     size_t best = 0;
@@ -219,6 +238,8 @@ static bool alloc_scratch(cuda_engine *e, const float *inv_freq, errbuf *err) {
     DEV_ALLOC(e->qkv, N * (size_t)e->qkv_dim * 4, "q, k, v");
     DEV_ALLOC(e->gu, N * 2 * F * 4, "the MLP's gate and up projections");
     DEV_ALLOC(e->logits, logit_rows * (size_t)e->tp.vocab_size * 4, "logits");
+    DEV_ALLOC(e->sample_work, logit_rows * (size_t)e->tp.vocab_size * 4, "penalized logits for sampling");
+    DEV_ALLOC(e->records, logit_rows * max_record_bytes(), "row summaries for sampling");
     DEV_ALLOC(e->h, N * d * 2, "normed activations");
     DEV_ALLOC(e->att, N * (size_t)e->qd * 2, "attention outputs");
     DEV_ALLOC(e->act, N * F * 2, "MLP activations");
@@ -266,11 +287,18 @@ static bool alloc_cache(cuda_engine *e, int n_blocks, float utilisation, errbuf 
 
 // ---- create / free ---------------------------------------------------------------------------
 
+static void drop_graphs(cuda_engine *e) {
+    for (int i = 0; i <= GRAPH_MAX_SEQS; i++)
+        if (e->graphs[i]) {
+            cudaGraphExecDestroy(e->graphs[i]);
+            e->graphs[i] = NULL;
+        }
+}
+
 static void engine_destroy(cuda_engine *e) {
     if (!e) return;
     cudaSetDevice(e->device);
-    for (int i = 0; i <= GRAPH_MAX_SEQS; i++)
-        if (e->graphs[i]) cudaGraphExecDestroy(e->graphs[i]);
+    drop_graphs(e);
     if (e->layers) {
         for (int l = 0; l < e->cfg.num_layers; l++) {
             dev_layer *L = &e->layers[l];
@@ -284,6 +312,8 @@ static void engine_destroy(cuda_engine *e) {
     cudaFree(e->partial_o), cudaFree(e->partial_ml), cudaFree(e->h), cudaFree(e->att), cudaFree(e->act);
     cudaFree(e->meta_dev);
     if (e->meta_host) cudaFreeHost(e->meta_host);
+    cudaFree(e->sample_work), cudaFree(e->records), cudaFree(e->smeta_dev);
+    if (e->smeta_host) cudaFreeHost(e->smeta_host);
     if (e->stage) cudaFreeHost(e->stage);
     gemm_free(e->gemm);
     if (e->stream) cudaStreamDestroy(e->stream);
@@ -300,10 +330,13 @@ static bool engine_init(cuda_engine *e, const cuda_engine_desc *desc, errbuf *er
     e->qd = e->tp.n_heads * c->head_dim;
     e->kvd = e->tp.n_kv_heads * c->head_dim;
     e->qkv_dim = e->qd + 2 * e->kvd;
-    // one rank needs no all-reduce (a worker passes its hook whatever the size)
+    // A device communicator, when the worker has one for a step, is used (at T = 1 it exercises the
+    // collective path alone); else the host hook for T > 1 (a worker passes its hook whatever the size).
+    const engine_device_comm *dc = &desc->device_comm;
+    if (dc->generation && dc->enqueue && dc->wait) e->dev_comm = *dc;
     e->allreduce = desc->tp.tp_size > 1 ? desc->allreduce : NULL;
     e->allreduce_ctx = desc->allreduce_ctx;
-    e->use_graphs = desc->use_graphs && !e->allreduce;
+    e->use_graphs = desc->use_graphs;
     e->emb_scale = desc->embed_scale;
     if (e->N < 1 || e->block_size < 1) return errbuf_set(err, "max_batch_tokens and block_size must be at least 1");
     if (!attention_check_head_dim(c->head_dim, err)) return false;
@@ -398,7 +431,9 @@ static bool plan_step(cuda_engine *e, const engine_batch *b, step_plan *p, errbu
     return true;
 }
 
+// buf (count floats, device) = its sum over the ranks: on the device in the engine's stream, or through the host.
 static bool allreduce_step(cuda_engine *e, float *buf, size_t count, errbuf *err) {
+    if (e->comm_gen) return e->dev_comm.enqueue(e->dev_comm.ctx, buf, count, e->stream, err);
     if (!e->allreduce) return true;
     CUDA_TRY(cudaMemcpyAsync(e->stage, buf, count * 4, cudaMemcpyDeviceToHost, e->stream));
     CUDA_TRY(cudaStreamSynchronize(e->stream));
@@ -426,7 +461,7 @@ static bool run_layers(cuda_engine *e, const step_plan *p, errbuf *err) {
 
     if (!launch_embed(e->x, tokens, n, e->embed, e->tp.vocab_size, d, e->tp.vocab_begin, e->emb_scale, s, err))
         return false;
-    if (e->tp.tp_size > 1 && !allreduce_step(e, e->x, (size_t)n * d, err)) return false;
+    if ((e->tp.tp_size > 1 || e->comm_gen) && !allreduce_step(e, e->x, (size_t)n * d, err)) return false;
     for (int l = 0; l < c->num_layers; l++) {
         const dev_layer *L = &e->layers[l];
         bf16 *kc = e->k_cache + (size_t)l * e->cache_layer_elems, *vc = e->v_cache + (size_t)l * e->cache_layer_elems;
@@ -478,30 +513,99 @@ static bool decode_graph(cuda_engine *e, const step_plan *p, cudaGraphExec_t *ou
     return true;
 }
 
-static bool cuda_engine_forward(cuda_engine *e, const engine_batch *b, float *logits, errbuf *err) {
+// What a step gives back: host logits (m, V_r), or each row's summary made on the device.
+typedef struct step_output {
+    float *logits;                // host (m, V_r), or NULL: summaries
+    const sample_request *reqs;   // (m) with summaries
+    row_layout L;
+    void *records;                // host (m, row_record_bytes(L))
+} step_output;
+
+// Room for the sampling parameters of the step's rows, packed chunk by chunk (the stream is idle: the last
+// step ended with a wait, so the old buffers can go).
+static bool reserve_sample_meta(cuda_engine *e, const step_output *out, int m, errbuf *err) {
+    size_t need = 0;
+    for (int r0 = 0; r0 < m; r0 += LOGIT_CHUNK)
+        need += align16(summarize_meta_bytes(out->reqs + r0, m - r0 < LOGIT_CHUNK ? m - r0 : LOGIT_CHUNK));
+    if (need <= e->smeta_cap) return true;
+    cudaFree(e->smeta_dev);
+    if (e->smeta_host) cudaFreeHost(e->smeta_host);
+    e->smeta_dev = e->smeta_host = NULL;
+    e->smeta_cap = 0;
+    size_t cap = need * 2;
+    DEV_ALLOC(e->smeta_dev, cap, "the sampling parameters of a step");
+    CUDA_TRY(cudaMallocHost((void **)&e->smeta_host, cap));
+    e->smeta_cap = cap;
+    return true;
+}
+
+// Rows [r0, r0 + count) of e->logits leave the device: as logits, or summarized first (meta_off: where this
+// chunk's packed parameters go in the sampling-meta buffers; advanced past them).
+static bool emit_rows(cuda_engine *e, int r0, int count, const step_output *out, size_t *meta_off, errbuf *err) {
+    size_t V = (size_t)e->tp.vocab_size;
+    if (out->logits) {
+        CUDA_TRY(cudaMemcpyAsync(out->logits + (size_t)r0 * V, e->logits, (size_t)count * V * 4, cudaMemcpyDeviceToHost,
+                                 e->stream));
+        return true;
+    }
+    size_t bytes = row_record_bytes(out->L), meta = summarize_meta_bytes(out->reqs + r0, count);
+    summarize_meta_pack(out->reqs + r0, count, e->tp.vocab_begin, e->tp.vocab_size, e->smeta_host + *meta_off);
+    CUDA_TRY(cudaMemcpyAsync(e->smeta_dev + *meta_off, e->smeta_host + *meta_off, meta, cudaMemcpyHostToDevice,
+                             e->stream));
+    if (!launch_summarize_rows(e->records, e->logits, e->sample_work, count, e->tp.vocab_size, e->tp.vocab_begin,
+                               out->L, e->smeta_dev + *meta_off, out->reqs + r0, e->stream, err))
+        return false;
+    *meta_off += align16(meta);
+    CUDA_TRY(cudaMemcpyAsync((unsigned char *)out->records + (size_t)r0 * bytes, e->records, (size_t)count * bytes,
+                             cudaMemcpyDeviceToHost, e->stream));
+    return true;
+}
+
+static bool forward_step(cuda_engine *e, const engine_batch *b, const step_output *out, errbuf *err) {
     CUDA_TRY(cudaSetDevice(e->device));
     step_plan p;
     if (!plan_step(e, b, &p, err)) return false;
     if (p.n == 0) return true;
+    if (!out->logits && !reserve_sample_meta(e, out, p.m, err)) return false;
+    // which communicator this step reduces over; graphs hold the collectives of the one they were captured with
+    uint64_t gen = e->dev_comm.generation ? e->dev_comm.generation(e->dev_comm.ctx) : 0;
+    if (gen != e->comm_gen) drop_graphs(e);
+    e->comm_gen = gen;
+    bool host_reduce = e->allreduce && !gen; // a host round trip in the middle: not capturable
     CUDA_TRY(cudaMemcpyAsync(e->meta_dev, e->meta_host, p.L.bytes, cudaMemcpyHostToDevice, e->stream));
-    size_t V = (size_t)e->tp.vocab_size;
-    if (e->use_graphs && p.decode_only && p.n <= GRAPH_MAX_SEQS && p.m <= LOGIT_CHUNK) {
+    size_t meta_off = 0;
+    if (e->use_graphs && !host_reduce && p.decode_only && p.n <= GRAPH_MAX_SEQS && p.m <= LOGIT_CHUNK) {
         cudaGraphExec_t g;
         if (!decode_graph(e, &p, &g, err)) return false;
         CUDA_TRY(cudaGraphLaunch(g, e->stream));
-        CUDA_TRY(cudaMemcpyAsync(logits, e->logits, (size_t)p.m * V * 4, cudaMemcpyDeviceToHost, e->stream));
+        if (!emit_rows(e, 0, p.m, out, &meta_off, err)) return false;
     } else {
         if (!run_layers(e, &p, err)) return false;
         for (int r0 = 0; r0 < p.m; r0 += LOGIT_CHUNK) {
             int count = p.m - r0 < LOGIT_CHUNK ? p.m - r0 : LOGIT_CHUNK;
-            if (!lm_head(e, &p, r0, count, err)) return false;
-            CUDA_TRY(cudaMemcpyAsync(logits + (size_t)r0 * V, e->logits, (size_t)count * V * 4,
-                                     cudaMemcpyDeviceToHost, e->stream));
+            if (!lm_head(e, &p, r0, count, err) || !emit_rows(e, r0, count, out, &meta_off, err)) return false;
         }
     }
-    // the host mirror is reused next step: wait for everything, which also surfaces kernel faults
+    // the host mirrors are reused next step: wait for everything, which also surfaces kernel faults; with a
+    // device communicator through its wait, which fails (and stops its kernels) on a dead peer instead of
+    // blocking here forever
+    if (e->comm_gen) return e->dev_comm.wait(e->dev_comm.ctx, e->stream, err);
     CUDA_TRY(cudaStreamSynchronize(e->stream));
     return true;
+}
+
+static bool cuda_engine_forward(cuda_engine *e, const engine_batch *b, float *logits, errbuf *err) {
+    step_output out = {logits, NULL, {0, 0}, NULL};
+    return forward_step(e, b, &out, err);
+}
+
+static bool cuda_engine_forward_summaries(cuda_engine *e, const engine_batch *b, const sample_request *reqs,
+                                          row_layout L, void *records, errbuf *err) {
+    if (L.k > TOPK_MAX || L.t > SAMPLER_MAX_TOP_LOGPROBS || L.k < 0 || L.t < 0)
+        return errbuf_set(err, "row summaries hold at most %d candidates and %d top log-probabilities (asked %d, %d)",
+                          TOPK_MAX, SAMPLER_MAX_TOP_LOGPROBS, L.k, L.t);
+    step_output out = {NULL, reqs, L, records};
+    return forward_step(e, b, &out, err);
 }
 
 // ---- the module's table ---------------------------------------------------------------------------
@@ -513,6 +617,7 @@ static const char *cuda_engine_device_name(const cuda_engine *e) { return e->nam
 void cuda_api_fill_engine(cuda_api *api) {
     api->engine_create = cuda_engine_create;
     api->engine_forward = cuda_engine_forward;
+    api->engine_forward_summaries = cuda_engine_forward_summaries;
     api->engine_kv_blocks = cuda_engine_kv_blocks;
     api->engine_weight_bytes = cuda_engine_weight_bytes;
     api->engine_device_name = cuda_engine_device_name;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cuda/kernels.cuh"
+#include "kernels/cuda/summarize.cuh"
 
 extern "C" {
 #include "kernels/cuda/api.h"
@@ -244,6 +245,24 @@ static bool t_topk(const cuda_op_shape *s, const float *x, int32_t *ids, float *
            time_op(op, reps, ms, err);
 }
 
+// The parameters go up packed as the engine packs them; the records come back whole (heads and every slot).
+static bool t_summarize(const cuda_op_shape *s, const float *x, const sample_request *reqs, row_layout L,
+                        void *records, int reps, double *ms, errbuf *err) {
+    arena A;
+    size_t nd = (size_t)s->n * s->d, rec = (size_t)s->n * row_record_bytes(L);
+    std::vector<unsigned char> meta(summarize_meta_bytes(reqs, s->n));
+    summarize_meta_pack(reqs, s->n, s->vocab_begin, s->d, meta.data());
+    float *dx, *dwork;
+    unsigned char *dmeta, *drec;
+    if (!A.up(&dx, x, nd, err) || !A.alloc(&dwork, nd, err) || !A.up(&dmeta, meta.data(), meta.size(), err) ||
+        !A.poisoned(&drec, rec, err))
+        return false;
+    auto op = [&](errbuf *e) {
+        return launch_summarize_rows(drec, dx, dwork, s->n, s->d, s->vocab_begin, L, dmeta, reqs, 0, e);
+    };
+    return op(err) && down((unsigned char *)records, drec, rec, err) && time_op(op, reps, ms, err);
+}
+
 // ---- ceilings ----------------------------------------------------------------------------------
 
 static double copy_bandwidth_gbs(int device, errbuf *err) {
@@ -289,6 +308,7 @@ void cuda_api_fill_tests(cuda_api *api) {
     api->test_softcap = t_softcap;
     api->test_argmax = t_argmax;
     api->test_topk = t_topk;
+    api->test_summarize = t_summarize;
     api->copy_bandwidth_gbs = copy_bandwidth_gbs;
     api->gemm_tflops = gemm_tflops;
 }

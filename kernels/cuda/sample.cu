@@ -3,40 +3,13 @@
 // candidates_top_k, candidates_top_p) as worker/sampler.c uses them: the
 // scaled logit is x * (1 / temperature) in fp32, the Gumbel noise and the
 // comparison in double, ties to the lower vocab id.
-#include <cub/block/block_scan.cuh>
 #include <limits.h>
 
+#include "kernels/cuda/block_select.cuh"
 #include "kernels/cuda/kernels.cuh"
 
 #define ARGMAX_THREADS 512
 #define TOPK_THREADS 1024
-
-// (value, id) pairs: the better one is larger, then has the lower id.
-template <typename T> __device__ __forceinline__ bool better(T v, int i, T bv, int bi) {
-    return v > bv || (v == bv && i < bi);
-}
-
-template <typename T> __device__ __forceinline__ void warp_best(T &v, int &i) {
-    for (int o = 16; o > 0; o >>= 1) {
-        T ov = __shfl_xor_sync(0xffffffffu, v, o);
-        int oi = __shfl_xor_sync(0xffffffffu, i, o);
-        if (better(ov, oi, v, i)) v = ov, i = oi;
-    }
-}
-
-// The block's best pair; the result is valid in thread 0.
-template <typename T> __device__ __forceinline__ void block_best(T &v, int &i, T *sv, int *si) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    warp_best(v, i);
-    if (lane == 0) sv[warp] = v, si[warp] = i;
-    __syncthreads();
-    if (warp == 0) {
-        int n_warps = blockDim.x >> 5;
-        v = lane < n_warps ? sv[lane] : sv[0];
-        i = lane < n_warps ? si[lane] : si[0];
-        warp_best(v, i);
-    }
-}
 
 // grid (n rows), block 512. argmax[r], gumbel[r]: global vocab ids.
 __global__ void __launch_bounds__(ARGMAX_THREADS)
@@ -68,75 +41,19 @@ __global__ void __launch_bounds__(ARGMAX_THREADS)
     }
 }
 
-// An unsigned key with the order of the float (+0 and -0 equal).
-__device__ __forceinline__ uint32_t float_key(float f) {
-    uint32_t u = __float_as_uint(f + 0.0f);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-
-// grid (n rows), block 1024: radix select of the k-th largest key (four 8-bit
-// passes over the row), then the k candidates: all above it, and of those
-// equal to it the lowest ids (in index order, by a block scan); then the
-// candidates sorted by rank and the top_p prefix.
+// grid (n rows), block 1024: the k best of the scaled row (block_top_k), sorted by rank, then the top_p prefix.
 __global__ void __launch_bounds__(TOPK_THREADS)
     topk_kernel(int32_t *__restrict__ ids, float *__restrict__ vals, int32_t *__restrict__ n_kept,
                 const float *__restrict__ x, int d, int vocab_begin, int k, float inv_t, float top_p) {
-    typedef cub::BlockScan<int, TOPK_THREADS> scan_t;
-    __shared__ typename scan_t::TempStorage scan_tmp;
-    __shared__ uint32_t hist[256];
-    __shared__ uint32_t s_prefix, s_mask;
-    __shared__ int s_remaining, s_above;
-    __shared__ float cv[TOPK_MAX];
-    __shared__ int ci[TOPK_MAX];
-    const float *row = x + (size_t)blockIdx.x * d;
-
-    if (threadIdx.x == 0) s_prefix = 0, s_mask = 0, s_remaining = k, s_above = 0;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
-        __syncthreads();
-        uint32_t prefix = s_prefix, mask = s_mask;
-        for (int c = threadIdx.x; c < d; c += blockDim.x) {
-            uint32_t key = float_key(row[c] * inv_t);
-            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1u);
-        }
-        __syncthreads();
-        if (threadIdx.x == 0) { // the bin holding the remaining-th largest
-            int above = 0, b = 255;
-            for (; b > 0 && above + (int)hist[b] < s_remaining; b--) above += (int)hist[b];
-            s_remaining -= above;
-            s_prefix |= (uint32_t)b << shift;
-            s_mask |= 255u << shift;
-        }
-        __syncthreads();
-    }
-    const uint32_t thr = s_prefix;
-    const int take_equal = s_remaining, n_above = k - take_equal;
-
-    for (int c = threadIdx.x; c < d; c += blockDim.x) {
-        float v = row[c] * inv_t;
-        if (float_key(v) > thr) {
-            int slot = atomicAdd(&s_above, 1);
-            cv[slot] = v, ci[slot] = c;
-        }
-    }
-    for (int base = 0, c0 = 0; base < take_equal && c0 < d; c0 += blockDim.x) { // uniform loop
-        int c = c0 + threadIdx.x;
-        float v = c < d ? row[c] * inv_t : 0.0f;
-        int flag = c < d && float_key(v) == thr, before, total;
-        scan_t(scan_tmp).ExclusiveSum(flag, before, total);
-        if (flag && base + before < take_equal) cv[n_above + base + before] = v, ci[n_above + base + before] = c;
-        base += total;
-        __syncthreads(); // scan_tmp is reused
-    }
-    __syncthreads();
+    __shared__ top_k_shared<TOPK_THREADS> sh;
+    block_top_k(scaled_logit{x + (size_t)blockIdx.x * d, inv_t}, d, k, sh);
     // rank sort: candidate i goes where the number of better candidates says
     float *out_v = vals + (size_t)blockIdx.x * k;
     int32_t *out_i = ids + (size_t)blockIdx.x * k;
     for (int i = threadIdx.x; i < k; i += blockDim.x) {
-        int rank = 0;
-        for (int j = 0; j < k; j++) rank += better(cv[j], ci[j], cv[i], ci[i]);
-        out_v[rank] = cv[i];
-        out_i[rank] = vocab_begin + ci[i];
+        int rank = top_k_rank(sh, k, i);
+        out_v[rank] = sh.v[i];
+        out_i[rank] = vocab_begin + sh.i[i];
     }
     __syncthreads();
     if (threadIdx.x == 0) { // candidates_top_p over the sorted list, in double

@@ -20,11 +20,15 @@ else
         "$FACET" serve --device cuda --http-port 0 --grpc-port 0
     expect_error "generate --tp 2 --device cuda likewise" "CUDA cannot start" \
         "$FACET" generate --tp 2 --device cuda --prompt hi
+    expect_error "bench comm --device cuda likewise" "CUDA cannot start" "$FACET" bench comm --device cuda --backend ipc
     # auto falls back to the CPU and says why, in the log
     check "auto says it uses the CPU and why" bash -c \
         "FACET_DEVICE= '$FACET' generate --prompt hi --max-tokens 2 2>&1 >/dev/null | grep -q 'using the CPU: '"
 fi
 expect_error "an unknown device" "choose cpu, cuda or auto" "$FACET" generate --device tpu --prompt "hi" --max-tokens 2
+expect_error "bench comm: an unknown device" "choose cpu (host buffers, Gloo) or cuda" "$FACET" bench comm --device tpu
+expect_error "bench comm --device cuda: an unknown backend" "wants ipc, nccl or host" \
+    "$FACET" bench comm --device cuda --backend auto
 check "--device cpu asks for nothing to be explained" bash -c "! '$FACET' generate --device cpu --prompt hi --max-tokens 2 2>&1 >/dev/null | grep -q 'using '"
 
 # the engine benchmark on random weights: JSON with every point measured

@@ -3,7 +3,9 @@
 # and an MHA model (fp32 weights), `facet generate` in process and with
 # --tp 1, 2 and 4 gives identical tokens -- greedy, and sampled with a seed
 # (temperature only; top-k; top-p; min-p; presence, frequency and repetition
-# penalties) -- and logits that agree within 1e-4 relative.
+# penalties) -- and logits that agree within 1e-4 relative. --comm (the
+# workers' all-reduce, comm/select.h): host and auto give the same tokens on
+# CPU workers; a device mode on CPU workers is refused at once, naming why.
 . "$(dirname "$0")/lib.sh"
 
 "$FACET" make-model --preset tiny --layers 2 --dtype f32 --out "$WORK/mqa" 2>/dev/null
@@ -44,6 +46,22 @@ for model in mqa mha; do
         done
     done
 done
+# --comm on CPU workers: auto chooses the host all-reduce
+for comm in host auto; do
+    "$FACET" generate --model "$WORK/mqa" --prompt "Tensor parallel inference is" --max-tokens 12 \
+        --ignore-eos --json --logits --tp 2 --comm $comm >"$WORK/comm-$comm.json" 2>"$WORK/comm-$comm.err"
+    check "--tp 2 --comm $comm = in process" compare "$WORK/mqa-greedy-ref.json" "$WORK/comm-$comm.json" "comm $comm"
+done
+for comm in nccl ipc; do
+    rc=0
+    timeout 60 "$FACET" generate --model "$WORK/mqa" --prompt hi --tp 2 --comm $comm >/dev/null 2>"$WORK/err" || rc=$?
+    check "--comm $comm on CPU workers fails at once (exit $rc)" test "$rc" -eq 1
+    check "--comm $comm: the error says no group can form" grep -q "^facet generate: no group can form: rank . cannot use --comm $comm" "$WORK/err"
+    check "--comm $comm: the workers say why" grep -q "reduces GPU buffers, but rank 0 runs on the CPU; use --comm auto or host" "$WORK/err"
+done
+expect_error "--comm with an unknown name" "choose auto, nccl, ipc or host" \
+    "$FACET" generate --model "$WORK/mqa" --prompt hi --tp 2 --comm mpi
+
 expect_error "a TP size that does not divide the heads" "not divisible" \
     "$FACET" generate --model "$WORK/mqa" --prompt hi --tp 3
 finish

@@ -19,6 +19,8 @@
 #include <time.h>
 
 #include "../unit/check.h"
+#include "check_comm.h"
+#include "check_summarize.h"
 #include "common/numeric.h"
 #include "common/rng.h"
 #include "kernels/cpu/ops.h"
@@ -429,6 +431,7 @@ static void check_kernels(bool quick) {
     check_topk(3, 500, 0, 20, 1.0f, 0.9f);
     check_topk(4, 128000, 128000, 50, 0.8f, 0.95f);
     check_topk(2, 256000, 0, 1024, 1.0f, 1.0f);
+    check_count(check_summarize(api) == 0); /* device row summaries vs dist_summarize_row, one line per case */
 }
 
 /* ---- the engine against the CPU engine on a fixture -------------------------------- */
@@ -529,6 +532,7 @@ int main(int argc, char **argv) {
     rng_state = seed;
     pool = threadpool_create(0);
     check_kernels(quick);
+    check_comm(api, row, op_error); /* the CUDA-IPC all-reduce: ranks as threads on device 0 */
     for (int i = 0; i < n_models; i++) check_model(models[i]);
     threadpool_free(pool);
     printf("\ngpu_check: %d passed, %d failed\n", atomic_load(&g_checks) - atomic_load(&g_failed), atomic_load(&g_failed));

@@ -2,8 +2,9 @@
 # tests/gpu/run.sh — everything a GPU machine can tell us, in one go (~30 s
 # on an H200): every CUDA kernel against its CPU reference (gpu_check), the
 # CUDA engine against the CPU engine on the HF fixtures, TP=2 on this one GPU
-# with host-staged Gloo all-reduce, then the benchmark tables for the 2b and
-# 7b shapes with their rooflines. The full log goes to $OUT/gpu-run.log when
+# with host-staged Gloo all-reduce, TP=2 and 4 over CUDA IPC and TP=1 over
+# NCCL, the device all-reduce's latency (bench comm --device cuda), then the
+# benchmark tables for the 2b and 7b shapes with their rooflines. The full log goes to $OUT/gpu-run.log when
 # $OUT is set (the device tool brings it back), else to build-gpu/.
 #
 # Binaries: gpu-pack/ when present (tests/gpu/pack.sh makes it on a machine
@@ -63,15 +64,40 @@ step "TP=2 on one GPU (Gloo, host-staged)" 120 bash -c "
     '$bin/facet' generate --tp 2 --device cpu  --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/tp2-cpu.json' &&
     '$bin/facet' generate --tp 2 --device cuda --gpu-memory-utilization 0.3 --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/tp2-cuda.json' &&
     python3 '$root/tests/gpu/compare_generate.py' '$log_dir/tp2-cpu.json' '$log_dir/tp2-cuda.json'"
+# device all-reduce (docs/PERFORMANCE.md): several worker processes share the one GPU and reduce over CUDA IPC;
+# NCCL refuses two ranks on one GPU, so it runs at T = 1 through the same path (communicator, in-stream call,
+# graph capture, wait). On a machine with several GPUs the same lines place one worker per GPU.
+gen_args="--json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox'"
+for tp in 2 4; do
+    for sampling in "greedy:--temperature 0" "seeded:--temperature 0.8 --top-k 40 --seed 3"; do
+        name=${sampling%%:*} flags=${sampling#*:}
+        step "TP=$tp on one GPU (IPC), $name" 150 bash -c "
+            '$bin/facet' generate --tp $tp --device cpu $flags $gen_args > '$log_dir/ipc$tp-$name-cpu.json' &&
+            '$bin/facet' generate --tp $tp --device cuda --comm ipc --gpu-memory-utilization 0.2 $flags $gen_args > '$log_dir/ipc$tp-$name-cuda.json' &&
+            python3 '$root/tests/gpu/compare_generate.py' '$log_dir/ipc$tp-$name-cpu.json' '$log_dir/ipc$tp-$name-cuda.json'"
+    done
+done
+step "TP=1 through NCCL (the device path alone)" 120 bash -c "
+    '$bin/facet' generate --tp 1 --device cuda --comm nccl $gen_args > '$log_dir/nccl1-cuda.json' &&
+    python3 '$root/tests/gpu/compare_generate.py' '$log_dir/gen-cpu.json' '$log_dir/nccl1-cuda.json'"
+for backend in ipc:2 ipc:4 host:2 nccl:1; do
+    b=${backend%%:*} n=${backend#*:}
+    step "bench comm --device cuda $b x$n" 90 bash -o pipefail -c "'$bin/facet' bench comm --device cuda --backend $b --ranks $n --min-bytes 2048 --max-bytes 65536 | tee '$log_dir/comm-$b-$n.txt'"
+done
+
 for preset in 2b 7b; do
     step "bench $preset (random weights)" 150 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset $preset --batch 1,8,32,64 --prefill 512,2048 --context 512 --steps 32 | tee '$log_dir/bench-$preset.txt'"
+done
+for preset in 2b 7b; do # the same decode with every row's logits copied to the host: what device-side sampling saves
+    step "bench $preset, logits to the host" 120 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset $preset --batch 1,64 --prefill 16 --context 512 --steps 32 --host-logits | tee '$log_dir/bench-$preset-hostlogits.txt'"
 done
 step "bench 7b batch 1, no CUDA graphs" 60 bash -o pipefail -c "'$bin/facet' bench model --device cuda --random-weights --preset 7b --batch 1 --prefill 16 --no-cuda-graphs | tee '$log_dir/bench-7b-nographs.txt'"
 
 say ""
 say "== kernel table (gpu_check)"
 sed -n '/^ceilings:/,/^gpu_check: [0-9]* passed/p' "$log" | tee -a "$log.tail" >/dev/null
-for preset in 2b 7b 7b-nographs; do [ -f "$log_dir/bench-$preset.txt" ] && cat "$log_dir/bench-$preset.txt" >>"$log.tail"; done
+for preset in 2b 7b 2b-hostlogits 7b-hostlogits 7b-nographs; do [ -f "$log_dir/bench-$preset.txt" ] && cat "$log_dir/bench-$preset.txt" >>"$log.tail"; done
+for f in "$log_dir"/comm-*.txt; do [ -f "$f" ] && cat "$f" >>"$log.tail"; done
 {
     echo
     echo "== summary"
