@@ -90,7 +90,7 @@ static bool dev_parse_number(const char *name, const char *text, size_t lo, size
 static int dev_parse(int argc, char **argv, dev_options *o) {
     *o = (dev_options){.backend = COMM_MODE_IPC, .ranks = 2, .iters = 50, .warmup = 10, .min_bytes = 2048,
                        .max_bytes = 65536};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --name value */
         const char *name = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         size_t v = 0;
         bool ok = true;
@@ -118,7 +118,6 @@ static int dev_parse(int argc, char **argv, dev_options *o) {
             return 2;
         }
         if (!ok) return 2;
-        i++;
     }
     if (o->min_bytes % 4 || o->max_bytes % 4 || o->min_bytes > o->max_bytes) {
         fprintf(stderr, "facet bench comm: sizes must be multiples of 4 bytes with --min-bytes <= --max-bytes\n");

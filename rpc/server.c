@@ -110,9 +110,27 @@ bool rpc_call_send_message(rpc_call *c, const ProtobufCMessage *msg) {
     return ok;
 }
 
+/* The message and the OK status in one batch: one write and one wait on the queue instead of two (a step's
+ * reply is on the critical path of every decode step). */
 void rpc_call_reply(rpc_call *c, const ProtobufCMessage *msg) {
-    rpc_call_send_message(c, msg);
-    rpc_call_finish(c, RPC_OK, NULL);
+    if (c->finished) return;
+    if (rpc_call_cancelled(c)) { /* the caller is gone: the status is all there is to send */
+        rpc_call_finish(c, RPC_CANCELLED, "the caller went away");
+        return;
+    }
+    c->finished = true;
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    grpc_slice slice = grpc_slice_malloc(n);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    grpc_slice details = grpc_slice_from_static_string("");
+    grpc_op ops[2] = {{.op = GRPC_OP_SEND_MESSAGE}, {.op = GRPC_OP_SEND_STATUS_FROM_SERVER}};
+    ops[0].data.send_message.send_message = bb;
+    ops[1].data.send_status_from_server.status = GRPC_STATUS_OK;
+    ops[1].data.send_status_from_server.status_details = &details;
+    if (grpc_call_start_batch(c->call, ops, 2, &TAG_STATUS, NULL) == GRPC_CALL_OK) wait_tag(c, &TAG_STATUS);
+    grpc_byte_buffer_destroy(bb);
 }
 
 static const rpc_method *find_method(const rpc_server *s, grpc_slice method) {

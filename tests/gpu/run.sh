@@ -67,19 +67,20 @@ step "TP=2 on one GPU (Gloo, host-staged)" 120 bash -c "
 # device all-reduce (docs/PERFORMANCE.md): several worker processes share the one GPU and reduce over CUDA IPC;
 # NCCL refuses two ranks on one GPU, so it runs at T = 1 through the same path (communicator, in-stream call,
 # graph capture, wait). On a machine with several GPUs the same lines place one worker per GPU.
-gen_args="--json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox'"
-for tp in 2 4; do
-    for sampling in "greedy:--temperature 0" "seeded:--temperature 0.8 --top-k 40 --seed 3"; do
+# With --logits the workers send whole logit rows (the host sampler); without, a CUDA worker samples from row
+# summaries made on the device (device-side sampling) and only the tokens are compared.
+gen_args="--json --max-tokens 16 --ignore-eos --prompt 'The quick brown fox'"
+for tp in 1 2 4; do
+    for sampling in "greedy-logits:--temperature 0 --logits" "greedy:--temperature 0" "seeded:--temperature 0.8 --top-k 40 --seed 3"; do
         name=${sampling%%:*} flags=${sampling#*:}
-        step "TP=$tp on one GPU (IPC), $name" 150 bash -c "
-            '$bin/facet' generate --tp $tp --device cpu $flags $gen_args > '$log_dir/ipc$tp-$name-cpu.json' &&
-            '$bin/facet' generate --tp $tp --device cuda --comm ipc --gpu-memory-utilization 0.2 $flags $gen_args > '$log_dir/ipc$tp-$name-cuda.json' &&
-            python3 '$root/tests/gpu/compare_generate.py' '$log_dir/ipc$tp-$name-cpu.json' '$log_dir/ipc$tp-$name-cuda.json'"
+        comm=ipc
+        [ "$tp" = 1 ] && comm=nccl # NCCL at T = 1 runs the same device path: communicator, in-stream call, graphs, wait
+        step "TP=$tp on one GPU ($comm), $name" 150 bash -c "
+            '$bin/facet' generate --tp $tp --device cpu $flags $gen_args > '$log_dir/$comm$tp-$name-cpu.json' &&
+            '$bin/facet' generate --tp $tp --device cuda --comm $comm $flags $gen_args > '$log_dir/$comm$tp-$name-cuda.json' &&
+            python3 '$root/tests/gpu/compare_generate.py' '$log_dir/$comm$tp-$name-cpu.json' '$log_dir/$comm$tp-$name-cuda.json'"
     done
 done
-step "TP=1 through NCCL (the device path alone)" 120 bash -c "
-    '$bin/facet' generate --tp 1 --device cuda --comm nccl $gen_args > '$log_dir/nccl1-cuda.json' &&
-    python3 '$root/tests/gpu/compare_generate.py' '$log_dir/gen-cpu.json' '$log_dir/nccl1-cuda.json'"
 for backend in ipc:2 ipc:4 host:2 nccl:1; do
     b=${backend%%:*} n=${backend#*:}
     step "bench comm --device cuda $b x$n" 90 bash -o pipefail -c "'$bin/facet' bench comm --device cuda --backend $b --ranks $n --min-bytes 2048 --max-bytes 65536 | tee '$log_dir/comm-$b-$n.txt'"
