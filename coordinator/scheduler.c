@@ -126,7 +126,7 @@ static void run_step(scheduler *s) {
     rpc_cancel_reset(s->cancel);
     pthread_mutex_unlock(&s->mu);
     step_result res;
-    step_rpc_send(&g, &req, timeout_ms, s->cancel, &res);
+    step_rpc_send(&s->streams, &g, &req, timeout_ms, s->cancel, &res);
     double worker_s = res.ok ? (res.resp->forward_ms + res.resp->comm_ms + res.resp->sample_ms) / 1e3 : -1;
     metrics_observe_step(s->metrics, res.seconds, worker_s, (int)req.n_token_ids, plan->n);
     pthread_mutex_lock(&s->mu);
@@ -349,6 +349,7 @@ void scheduler_stop(scheduler *s) {
     pthread_mutex_unlock(&s->mu);
     if (first && s->started) pthread_join(s->thread, NULL); /* after the step in flight */
     s->started = false;
+    step_streams_close(&s->streams); /* the step thread has ended: the workers' stream handlers end too */
 }
 
 void scheduler_free(scheduler *s) {

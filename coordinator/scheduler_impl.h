@@ -16,6 +16,12 @@
 #include "coordinator/step_timing.h"
 #include "rpc/rpc.h"
 
+/* The step streams of the group last stepped, kept between steps (coordinator/step_rpc.c). */
+typedef struct step_streams {
+    rpc_stream_set *set; /* NULL: none yet */
+    uint64_t epoch;      /* the group they belong to */
+} step_streams;
+
 struct scheduler {
     scheduler_options opt;
     const served_model *model;
@@ -34,6 +40,7 @@ struct scheduler {
     block_pool blocks; /* of the current group's caches */
     uint64_t step_epoch;  /* the epoch of the step in flight, 0: none */
     rpc_cancel *cancel;   /* ends the step in flight when its group is lost */
+    step_streams streams; /* the persistent step streams of the group last stepped (the step thread's) */
     step_timing timing;   /* recent step times, for step deadlines */
 
     /* failover */

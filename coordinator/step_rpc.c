@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "protocol/step.h"
 
@@ -41,12 +42,58 @@ void step_rpc_build(scheduler *s, const step_plan *plan, uint64_t epoch, Facet__
     }
 }
 
-void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, rpc_cancel *cancel,
-                   step_result *out) {
+void step_streams_close(step_streams *ss) {
+    rpc_stream_set_free(ss->set);
+    ss->set = NULL;
+    ss->epoch = 0;
+}
+
+/* The streams of g's group: the ones kept, or new ones (the old group's closed: their workers' handlers end). */
+static rpc_stream_set *streams_of(step_streams *ss, const group_view *g) {
+    if (ss->set && ss->epoch == g->epoch) return ss->set;
+    step_streams_close(ss);
+    ss->set = rpc_stream_set_create(g->channels, g->size, RPC_WORKER_STEP_STREAM);
+    ss->epoch = g->epoch;
+    return ss->set;
+}
+
+/* A worker's StepStreamReply as a unary Step's outcome: its status and message, and (OK) the StepResponse's
+ * bytes in place of the reply's. */
+static void unwrap_reply(rpc_fanout *call, const group_view *g, int rank) {
+    if (call->code != RPC_OK) return;
+    Facet__V1__StepStreamReply *reply = facet__v1__step_stream_reply__unpack(NULL, call->response_len, call->response);
+    free(call->response);
+    call->response = NULL;
+    call->response_len = 0;
+    if (!reply) {
+        call->code = RPC_INTERNAL;
+        errbuf_set(&call->err, "%s to %s: a reply that is not a StepStreamReply", RPC_WORKER_STEP_STREAM,
+                   rpc_channel_target(g->channels[rank]));
+        return;
+    }
+    call->code = reply->code;
+    if (reply->code != RPC_OK) {
+        errbuf_set(&call->err, "%s to %s: %s: %s", RPC_WORKER_STEP_STREAM, rpc_channel_target(g->channels[rank]),
+                   rpc_code_name(reply->code), reply->message);
+    } else if (reply->response) {
+        call->response_len = facet__v1__step_response__get_packed_size(reply->response);
+        call->response = xmalloc(call->response_len + 1);
+        facet__v1__step_response__pack(reply->response, call->response);
+    } else {
+        call->code = RPC_INTERNAL;
+        errbuf_set(&call->err, "%s to %s: OK without a StepResponse", RPC_WORKER_STEP_STREAM,
+                   rpc_channel_target(g->channels[rank]));
+    }
+    facet__v1__step_stream_reply__free_unpacked(reply, NULL);
+}
+
+void step_rpc_send(step_streams *ss, const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms,
+                   rpc_cancel *cancel, step_result *out) {
     memset(out, 0, sizeof *out);
     for (int r = 0; r < g->size; r++) out->calls[r] = (rpc_fanout){.channel = g->channels[r], .request = &req->base};
     double t0 = clock_now_s();
-    rpc_unary_fanout_cancellable(out->calls, g->size, RPC_WORKER_STEP, timeout_ms, cancel);
+    rpc_stream_set_exchange(streams_of(ss, g), out->calls, timeout_ms, cancel);
+    for (int r = 0; r < g->size; r++) unwrap_reply(&out->calls[r], g, r);
     out->seconds = clock_now_s() - t0;
     if (out->calls[0].code == RPC_OK)
         out->resp = facet__v1__step_response__unpack(NULL, out->calls[0].response_len, out->calls[0].response);

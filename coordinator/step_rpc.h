@@ -1,6 +1,8 @@
 /* step_rpc.h — a plan sent as one step to every rank of the group at once
- * (facet.v1.Worker/Step, the layout of protocol/step.h). Runs without the
- * scheduler's lock: the request is built under it first. */
+ * (the layout of protocol/step.h), over one persistent stream per rank
+ * (facet.v1.Worker/StepStream): a step costs a message each way, not a
+ * whole call. The streams belong to a group: a new epoch opens new ones.
+ * Runs without the scheduler's lock: the request is built under it first. */
 #ifndef FACET_COORDINATOR_STEP_RPC_H
 #define FACET_COORDINATOR_STEP_RPC_H
 
@@ -17,10 +19,14 @@ typedef struct step_result {
     double seconds;
 } step_result;
 
+/* ss (scheduler_impl.h: the streams of the group last stepped) closed: its workers' stream handlers end. */
+void step_streams_close(step_streams *ss);
+
 /* Sends req to every rank of g and waits (each bounded by timeout_ms, and
- * ended early when cancel fires: its group was declared lost). */
-void step_rpc_send(const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms, rpc_cancel *cancel,
-                   step_result *out);
+ * ended early when cancel fires: its group was declared lost). A worker's
+ * answer that is not OK is in out->calls[r] as a unary Step's would be. */
+void step_rpc_send(step_streams *ss, const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms,
+                   rpc_cancel *cancel, step_result *out);
 void step_result_free(step_result *r, int size);
 
 #endif

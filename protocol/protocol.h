@@ -25,6 +25,7 @@
 #define RPC_WORKER_LOAD "/facet.v1.Worker/Load"
 #define RPC_WORKER_INIT_COMM "/facet.v1.Worker/InitComm"
 #define RPC_WORKER_STEP "/facet.v1.Worker/Step"
+#define RPC_WORKER_STEP_STREAM "/facet.v1.Worker/StepStream"
 #define RPC_WORKER_ABORT "/facet.v1.Worker/Abort"
 #define RPC_WORKER_HEALTH "/facet.v1.Worker/Health"
 #define RPC_WORKER_INJECT_FAULT "/facet.v1.Worker/InjectFault"

@@ -208,28 +208,28 @@ void rpc_cancel_reset(rpc_cancel *c) {
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Puts the started calls under cancel (cancelling them at once if it has fired). */
-static void cancel_watch(rpc_cancel *c, pending_call *p, const bool *started, int n) {
+/* Puts calls (NULL entries skipped) under cancel, cancelling them at once if it has fired. */
+static void cancel_watch_calls(rpc_cancel *c, grpc_call *const *calls, int n) {
     pthread_mutex_lock(&c->mu);
     if (c->cap < c->n + n) {
         c->cap = c->n + n;
         c->calls = xrealloc(c->calls, (size_t)c->cap * sizeof *c->calls);
     }
     for (int i = 0; i < n; i++) {
-        if (!started[i]) continue;
-        c->calls[c->n++] = p[i].call;
-        if (c->fired) grpc_call_cancel(p[i].call, NULL);
+        if (!calls[i]) continue;
+        c->calls[c->n++] = calls[i];
+        if (c->fired) grpc_call_cancel(calls[i], NULL);
     }
     pthread_mutex_unlock(&c->mu);
 }
 
 /* Takes them off again, before they are released. */
-static void cancel_unwatch(rpc_cancel *c, pending_call *p, const bool *started, int n) {
+static void cancel_unwatch_calls(rpc_cancel *c, grpc_call *const *calls, int n) {
     pthread_mutex_lock(&c->mu);
     for (int i = 0; i < n; i++) {
-        if (!started[i]) continue;
+        if (!calls[i]) continue;
         for (int k = 0; k < c->n; k++)
-            if (c->calls[k] == p[i].call) {
+            if (c->calls[k] == calls[i]) {
                 c->calls[k] = c->calls[--c->n];
                 break;
             }
@@ -246,13 +246,16 @@ void rpc_unary_fanout_cancellable(rpc_fanout *calls, int n, const char *method, 
         started[i] = start_call(&p[i], calls[i].channel, cq, method, calls[i].request, timeout_ms, &p[i]);
         waiting += started[i];
     }
-    if (cancel) cancel_watch(cancel, p, started, n);
+    grpc_call **watched = xcalloc((size_t)n + 1, sizeof *watched);
+    for (int i = 0; i < n; i++) watched[i] = started[i] ? p[i].call : NULL;
+    if (cancel) cancel_watch_calls(cancel, watched, n);
     while (waiting > 0) {
         grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type != GRPC_OP_COMPLETE) break;
         waiting--;
     }
-    if (cancel) cancel_unwatch(cancel, p, started, n);
+    if (cancel) cancel_unwatch_calls(cancel, watched, n);
+    free(watched);
     for (int i = 0; i < n; i++) {
         calls[i].response = NULL;
         calls[i].response_len = 0;
@@ -269,4 +272,238 @@ void rpc_unary_fanout_cancellable(rpc_fanout *calls, int n, const char *method, 
 
 void rpc_unary_fanout(rpc_fanout *calls, int n, const char *method, int timeout_ms) {
     rpc_unary_fanout_cancellable(calls, n, method, timeout_ms, NULL);
+}
+
+/* ---- persistent bidirectional streams ------------------------------------------------- */
+
+typedef struct rpc_stream rpc_stream;
+
+/* A completion's tag: which stream, and which of its two batches. */
+typedef struct stream_tag {
+    rpc_stream *stream;
+    bool status; /* RECV_STATUS_ON_CLIENT (else the exchange: send one message, receive one) */
+} stream_tag;
+
+struct rpc_stream {
+    rpc_channel *channel;
+    grpc_call *call;       /* NULL: closed (opens at the next exchange) */
+    bool fresh;            /* opened for this exchange: its batch also sends and receives the metadata */
+    bool exchanging;       /* the exchange batch has not completed */
+    bool status_pending;   /* the status batch has not completed */
+    bool exchange_ok;      /* the exchange completed with a message */
+    bool timed_out;        /* cancelled at the deadline */
+    grpc_metadata token;
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_status_code status;
+    grpc_slice details;
+    grpc_byte_buffer *request, *response;
+    stream_tag tag_exchange, tag_status;
+};
+
+struct rpc_stream_set {
+    grpc_completion_queue *cq;
+    const char *method;
+    int n;
+    rpc_stream *streams;
+};
+
+rpc_stream_set *rpc_stream_set_create(rpc_channel *const *channels, int n, const char *method) {
+    rpc_stream_set *s = xcalloc(1, sizeof *s);
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    s->method = method;
+    s->n = n;
+    s->streams = xcalloc((size_t)n, sizeof *s->streams);
+    for (int i = 0; i < n; i++) {
+        rpc_stream *st = &s->streams[i];
+        st->channel = channels[i];
+        st->tag_exchange = (stream_tag){st, false};
+        st->tag_status = (stream_tag){st, true};
+    }
+    return s;
+}
+
+/* A new call on the stream's channel, and its status batch (completes when the stream ends). */
+static bool stream_open(rpc_stream_set *s, rpc_stream *st) {
+    grpc_slice m = grpc_slice_from_static_string(s->method);
+    st->call = grpc_channel_create_call(st->channel->channel, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, m, NULL,
+                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (!st->call) return false;
+    grpc_metadata_array_init(&st->initial_md);
+    grpc_metadata_array_init(&st->trailing_md);
+    st->details = grpc_empty_slice();
+    st->status = GRPC_STATUS_UNKNOWN;
+    grpc_op op = {.op = GRPC_OP_RECV_STATUS_ON_CLIENT};
+    op.data.recv_status_on_client.trailing_metadata = &st->trailing_md;
+    op.data.recv_status_on_client.status = &st->status;
+    op.data.recv_status_on_client.status_details = &st->details;
+    st->status_pending = grpc_call_start_batch(st->call, &op, 1, &st->tag_status, NULL) == GRPC_CALL_OK;
+    st->fresh = true;
+    return st->status_pending;
+}
+
+/* Frees a stream whose batches have all completed; it opens again at the next exchange. */
+static void stream_close(rpc_stream *st) {
+    if (!st->call) return;
+    grpc_call_unref(st->call);
+    st->call = NULL;
+    grpc_metadata_array_destroy(&st->initial_md);
+    grpc_metadata_array_destroy(&st->trailing_md);
+    grpc_slice_unref(st->details);
+}
+
+/* Sends the request and asks for one reply (and, on a new stream, the metadata both ways). */
+static bool stream_start_exchange(rpc_stream_set *s, rpc_stream *st, const ProtobufCMessage *req) {
+    if (!st->call && !stream_open(s, st)) return false;
+    grpc_op ops[4];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (st->fresh) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        if (st->channel->sec && st->channel->sec->token) {
+            st->token.key = grpc_slice_from_static_string(RPC_TOKEN_METADATA);
+            st->token.value = grpc_slice_from_static_string(st->channel->sec->token); /* the channel outlives it */
+            ops[n].data.send_initial_metadata.count = 1;
+            ops[n].data.send_initial_metadata.metadata = &st->token;
+        }
+        n++;
+        ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[n++].data.recv_initial_metadata.recv_initial_metadata = &st->initial_md;
+    }
+    st->request = pack_message(req);
+    st->response = NULL;
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = st->request;
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &st->response;
+    st->exchanging = grpc_call_start_batch(st->call, ops, n, &st->tag_exchange, NULL) == GRPC_CALL_OK;
+    st->fresh = false;
+    if (!st->exchanging) {
+        grpc_byte_buffer_destroy(st->request);
+        st->request = NULL;
+    }
+    return st->exchanging;
+}
+
+/* Takes completions until every stream of the exchange has its answer: a reply, or (after a failure) its
+ * status. At the deadline the streams still waiting are cancelled, and their batches then complete. */
+static void stream_collect(rpc_stream_set *s, const bool *active, int timeout_ms) {
+    gpr_timespec deadline = rpc_deadline_ms(timeout_ms);
+    for (;;) {
+        bool waiting = false;
+        for (int i = 0; i < s->n; i++) {
+            const rpc_stream *st = &s->streams[i];
+            if (active[i] && (st->exchanging || (!st->exchange_ok && st->status_pending))) waiting = true;
+        }
+        if (!waiting) return;
+        grpc_event ev = grpc_completion_queue_next(s->cq, deadline, NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            for (int i = 0; i < s->n; i++) {
+                rpc_stream *st = &s->streams[i];
+                if (active[i] && st->exchanging && !st->timed_out) {
+                    st->timed_out = true;
+                    grpc_call_cancel(st->call, NULL);
+                }
+            }
+            deadline = gpr_inf_future(GPR_CLOCK_REALTIME); /* the cancelled batches complete promptly */
+            continue;
+        }
+        if (ev.type != GRPC_OP_COMPLETE) return;
+        stream_tag *tag = ev.tag;
+        rpc_stream *st = tag->stream;
+        if (tag->status) {
+            st->status_pending = false;
+        } else {
+            st->exchanging = false;
+            st->exchange_ok = ev.success && st->response != NULL;
+            if (!st->exchange_ok && st->call) grpc_call_cancel(st->call, NULL); /* ends it: its status follows */
+        }
+    }
+}
+
+/* The outcome of stream i into call (the reply's bytes, or why not); a failed stream is closed. */
+static void stream_result(rpc_stream_set *s, rpc_stream *st, bool started, int timeout_ms, rpc_fanout *call) {
+    const char *target = st->channel->target;
+    call->response = NULL;
+    call->response_len = 0;
+    if (started && st->exchange_ok && !st->timed_out) {
+        grpc_byte_buffer_reader reader;
+        grpc_byte_buffer_reader_init(&reader, st->response);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        call->response_len = GRPC_SLICE_LENGTH(all);
+        call->response = xmalloc(call->response_len ? call->response_len : 1);
+        memcpy(call->response, GRPC_SLICE_START_PTR(all), call->response_len);
+        grpc_slice_unref(all);
+        call->code = RPC_OK;
+    } else if (!started) {
+        call->code = RPC_INTERNAL;
+        errbuf_set(&call->err, "%s to %s: the stream could not start", s->method, target);
+    } else if (st->timed_out) {
+        call->code = RPC_DEADLINE_EXCEEDED;
+        errbuf_set(&call->err, "%s to %s: DEADLINE_EXCEEDED: no reply within %d ms", s->method, target, timeout_ms);
+    } else {
+        call->code = st->status == GRPC_STATUS_OK ? RPC_UNAVAILABLE : (int)st->status;
+        char *details = grpc_slice_to_c_string(st->details);
+        errbuf_set(&call->err, "%s to %s: %s: %s", s->method, target, rpc_code_name(call->code),
+                   *details ? details : "the stream ended");
+        gpr_free(details);
+    }
+    if (st->response) grpc_byte_buffer_destroy(st->response);
+    if (st->request) grpc_byte_buffer_destroy(st->request);
+    st->response = st->request = NULL;
+    /* a failure, or a server that ended the stream after its reply: open a new one next time */
+    bool failed = !started || !st->exchange_ok || st->timed_out || (st->call && !st->status_pending);
+    if (failed && st->call) {
+        if (st->status_pending) { /* cancelled at the deadline: its status batch completes after the cancel */
+            grpc_call_cancel(st->call, NULL);
+            while (st->status_pending) {
+                grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                if (ev.type != GRPC_OP_COMPLETE) break;
+                stream_tag *tag = ev.tag;
+                if (tag->status) tag->stream->status_pending = false;
+            }
+        }
+        stream_close(st);
+    }
+    st->exchange_ok = st->timed_out = false;
+}
+
+void rpc_stream_set_exchange(rpc_stream_set *s, rpc_fanout *calls, int timeout_ms, rpc_cancel *cancel) {
+    bool *started = xcalloc((size_t)s->n, sizeof *started);
+    grpc_call **watched = xcalloc((size_t)s->n, sizeof *watched);
+    for (int i = 0; i < s->n; i++) {
+        started[i] = stream_start_exchange(s, &s->streams[i], calls[i].request);
+        watched[i] = started[i] ? s->streams[i].call : NULL;
+    }
+    if (cancel) cancel_watch_calls(cancel, watched, s->n);
+    stream_collect(s, started, timeout_ms);
+    if (cancel) cancel_unwatch_calls(cancel, watched, s->n);
+    for (int i = 0; i < s->n; i++) stream_result(s, &s->streams[i], started[i], timeout_ms, &calls[i]);
+    free(started);
+    free(watched);
+}
+
+void rpc_stream_set_free(rpc_stream_set *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) {
+        rpc_stream *st = &s->streams[i];
+        if (!st->call) continue;
+        grpc_call_cancel(st->call, NULL); /* the server's handler sees the stream end */
+        while (st->status_pending || st->exchanging) {
+            grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            if (ev.type != GRPC_OP_COMPLETE) break;
+            stream_tag *tag = ev.tag;
+            if (tag->status) tag->stream->status_pending = false;
+            else tag->stream->exchanging = false;
+        }
+        if (st->response) grpc_byte_buffer_destroy(st->response);
+        if (st->request) grpc_byte_buffer_destroy(st->request);
+        stream_close(st);
+    }
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(s->cq);
+    free(s->streams);
+    free(s);
 }

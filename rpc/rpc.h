@@ -108,6 +108,12 @@ const char *rpc_call_metadata(rpc_call *call, const char *key, char *buf, size_t
 
 /* Packs a protobuf-c message and sends it; false if the client is gone. */
 bool rpc_call_send_message(rpc_call *call, const ProtobufCMessage *msg);
+/* Bidirectional streams: the handler got the first request as its argument;
+ * it answers each with rpc_call_send_message and reads the next with this,
+ * which blocks until one arrives. NULL: the caller closed its side or went
+ * away; a message that is not of `type` also ends the stream (*malformed).
+ * Free what it returns with protobuf_c_message_free_unpacked. */
+ProtobufCMessage *rpc_call_recv_message(rpc_call *call, const ProtobufCMessageDescriptor *type, bool *malformed);
 /* Packs msg as the response and finishes with OK. */
 void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
 
@@ -149,5 +155,24 @@ void rpc_cancel_fire(rpc_cancel *c);
 void rpc_cancel_reset(rpc_cancel *c);
 /* rpc_unary_fanout whose calls cancel can end early (cancel may be NULL). */
 void rpc_unary_fanout_cancellable(rpc_fanout *calls, int n, const char *method, int timeout_ms, rpc_cancel *cancel);
+
+/* ---- client: persistent bidirectional streams ---------------------------------- */
+
+/* One stream per server of a fixed set (the ranks of a group), each carrying
+ * one request and then one reply at a time: a step costs a message each way
+ * instead of a whole call (its set-up, metadata and credential check, the
+ * server matching a new call to a thread). A stream opens at its first
+ * exchange; one that fails -- a server gone, a timeout, a cancel -- is
+ * closed and opens again at the next. Not thread-safe: one caller. */
+typedef struct rpc_stream_set rpc_stream_set;
+rpc_stream_set *rpc_stream_set_create(rpc_channel *const *channels, int n, const char *method);
+/* Sends calls[i].request on stream i and waits for its reply, each bounded
+ * by timeout_ms and ended early when cancel fires, as
+ * rpc_unary_fanout_cancellable (calls[i].channel is ignored: the set's).
+ * A reply lands in calls[i].response with RPC_OK; a stream that ended gives
+ * its status, a stream past the deadline DEADLINE_EXCEEDED. */
+void rpc_stream_set_exchange(rpc_stream_set *s, rpc_fanout *calls, int timeout_ms, rpc_cancel *cancel);
+/* Closes every stream (cancelling one mid-exchange) and frees. */
+void rpc_stream_set_free(rpc_stream_set *s);
 
 #endif

@@ -133,6 +133,33 @@ void rpc_call_reply(rpc_call *c, const ProtobufCMessage *msg) {
     grpc_byte_buffer_destroy(bb);
 }
 
+/* The byte buffer's bytes unpacked as `type`; NULL when they are not one. */
+static ProtobufCMessage *unpack_buffer(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *type) {
+    grpc_byte_buffer_reader reader;
+    grpc_byte_buffer_reader_init(&reader, bb);
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    ProtobufCMessage *msg = protobuf_c_message_unpack(type, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    return msg;
+}
+
+ProtobufCMessage *rpc_call_recv_message(rpc_call *c, const ProtobufCMessageDescriptor *type, bool *malformed) {
+    *malformed = false;
+    if (c->finished) return NULL;
+    grpc_byte_buffer *bb = NULL;
+    grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+    op.data.recv_message.recv_message = &bb;
+    if (grpc_call_start_batch(c->call, &op, 1, &TAG_RECV, NULL) != GRPC_CALL_OK || !wait_tag(c, &TAG_RECV) || !bb) {
+        if (bb) grpc_byte_buffer_destroy(bb);
+        return NULL; /* the caller half-closed, cancelled or went away */
+    }
+    ProtobufCMessage *msg = unpack_buffer(bb, type);
+    grpc_byte_buffer_destroy(bb);
+    *malformed = msg == NULL;
+    return msg;
+}
+
 static const rpc_method *find_method(const rpc_server *s, grpc_slice method) {
     size_t len = GRPC_SLICE_LENGTH(method);
     for (int i = 0; i < s->n_methods; i++)
@@ -202,12 +229,7 @@ static void serve_call(rpc_server *s, rpc_call *c, const grpc_call_details *deta
                  (const char *)GRPC_SLICE_START_PTR(details->method));
         rpc_call_finish(c, RPC_UNIMPLEMENTED, msg);
     } else if (caller_allowed(s, c, m)) {
-        grpc_byte_buffer_reader reader;
-        grpc_byte_buffer_reader_init(&reader, request);
-        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-        grpc_byte_buffer_reader_destroy(&reader);
-        ProtobufCMessage *msg = protobuf_c_message_unpack(m->request, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-        grpc_slice_unref(all);
+        ProtobufCMessage *msg = unpack_buffer(request, m->request);
         if (msg) {
             m->handler(m->ctx, c, msg);
             protobuf_c_message_free_unpacked(msg, NULL);

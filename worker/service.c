@@ -136,35 +136,102 @@ static void drop_reply(rpc_call *call) {
     for (int waited = 0; waited < 600000 && !rpc_call_cancelled(call); waited += 10) usleep(10 * 1000);
 }
 
-static void step(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
-    const Facet__V1__StepRequest *req = (const Facet__V1__StepRequest *)msg;
-    errbuf err;
+/* What a fault does to a step's reply. */
+typedef enum { REPLY_SEND, REPLY_DROP, REPLY_DELAY } reply_action;
+
+/* One step (w->mu held): the status to answer with, err its message, resp on OK. A fault due at this step
+ * acts before it (kill, freeze, hang, slow) or on the reply (*action: drop it, or delay it by *delay_ms). */
+static int run_step(worker *w, const Facet__V1__StepRequest *req, Facet__V1__StepResponse *resp, errbuf *err,
+                    reply_action *action, int *delay_ms) {
+    *action = REPLY_SEND;
     if (req->epoch != w->epoch || !w->engine || (w->tp > 1 && !w->comm))
-        return reply_error(call, RPC_FAILED_PRECONDITION, "Step of epoch %" PRIu64 ": this worker is at epoch %" PRIu64 " (%s)",
-                           req->epoch, (uint64_t)w->epoch,
-                           !w->engine ? "nothing loaded" : w->tp > 1 && !w->comm ? "no communicator" : "stale");
-    if (!step_request_check(req, &err)) return reply_error(call, RPC_INVALID_ARGUMENT, "%s", err.msg);
+        return errbuf_set(err, "Step of epoch %" PRIu64 ": this worker is at epoch %" PRIu64 " (%s)", req->epoch,
+                          (uint64_t)w->epoch, !w->engine ? "nothing loaded" : w->tp > 1 && !w->comm ? "no communicator" : "stale"),
+               RPC_FAILED_PRECONDITION;
+    if (!step_request_check(req, err)) return RPC_INVALID_ARGUMENT;
     fault f;
-    bool faulty = w->opt.allow_faults && faults_on_step(&w->faults, &f);
-    if (faulty) fault_before_step(&f);
+    if (w->opt.allow_faults && faults_on_step(&w->faults, &f)) {
+        fault_before_step(&f);
+        *action = f.kind == FAULT_DROP ? REPLY_DROP : f.kind == FAULT_DELAY ? REPLY_DELAY : REPLY_SEND;
+        *delay_ms = f.ms;
+    }
+    int code = step_exec(w, req, resp, err);
+    if (code != RPC_OK) errbuf_prefix(err, "rank %d", w->rank);
+    return code;
+}
+
+/* After answering ABORTED (w->mu held): the group is broken, so its communicators go and the worker waits for
+ * a new epoch. After the answer, not before: a device communicator's teardown may wait a second for its peers,
+ * and the coordinator should hear "ABORTED" (this worker is fine) before its step deadline. */
+static void group_failed(worker *w, const errbuf *err) {
+    worker_set_state(w, "group failed: %s", err->msg);
+    worker_drop_comm(w);
+}
+
+/* A delay fault holds an OK reply back. */
+static void delay_reply(int ms) {
+    log_warn("fault injected: the step's reply waits %d ms", ms);
+    usleep((useconds_t)ms * 1000);
+}
+
+static void step(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
+    errbuf err;
+    reply_action action;
+    int delay_ms = 0;
     Facet__V1__StepResponse resp = FACET__V1__STEP_RESPONSE__INIT;
-    int code = step_exec(w, req, &resp, &err);
-    if (faulty && f.kind == FAULT_DROP) {
+    int code = run_step(w, (const Facet__V1__StepRequest *)msg, &resp, &err, &action, &delay_ms);
+    if (action == REPLY_DROP) {
         drop_reply(call);
     } else if (code == RPC_OK) {
-        if (faulty && f.kind == FAULT_DELAY) {
-            log_warn("fault injected: the step's reply waits %d ms", f.ms);
-            usleep((useconds_t)f.ms * 1000);
-        }
+        if (action == REPLY_DELAY) delay_reply(delay_ms);
         rpc_call_reply(call, &resp.base);
     } else {
-        reply_error(call, code, "rank %d: %s", w->rank, err.msg);
-        if (code == RPC_ABORTED) {
-            worker_set_state(w, "group failed: %s", err.msg);
-            worker_drop_comm(w); /* the group is broken: wait for a new epoch */
-        }
+        rpc_call_finish(call, code, err.msg);
+        if (code == RPC_ABORTED) group_failed(w, &err);
     }
     step_response_free(&resp);
+}
+
+/* The coordinator's steps over one stream: each request runs as a unary Step would (under w->mu, marked busy),
+ * and its outcome goes back as a StepStreamReply on the same stream. Ends when the coordinator closes or
+ * cancels the stream (a new group, a timeout, shutdown), or after a dropped reply (a fault: the coordinator
+ * gives up on the stream and opens a new one). */
+static void step_stream(worker *w, rpc_call *call, const ProtobufCMessage *first) {
+    ProtobufCMessage *owned = NULL;
+    for (const ProtobufCMessage *msg = first; msg;) {
+        errbuf err = {{0}};
+        reply_action action;
+        int delay_ms = 0;
+        Facet__V1__StepResponse resp = FACET__V1__STEP_RESPONSE__INIT;
+        pthread_mutex_lock(&w->mu);
+        atomic_store(&w->busy, true);
+        int code = run_step(w, (const Facet__V1__StepRequest *)msg, &resp, &err, &action, &delay_ms);
+        atomic_store(&w->busy, false);
+        pthread_mutex_unlock(&w->mu);
+        bool sent = false;
+        if (action != REPLY_DROP) {
+            if (code == RPC_OK && action == REPLY_DELAY) delay_reply(delay_ms);
+            Facet__V1__StepStreamReply reply = FACET__V1__STEP_STREAM_REPLY__INIT;
+            reply.code = code;
+            reply.message = code == RPC_OK ? "" : err.msg;
+            reply.response = code == RPC_OK ? &resp : NULL;
+            sent = rpc_call_send_message(call, &reply.base);
+        } else {
+            drop_reply(call);
+        }
+        if (code == RPC_ABORTED) { /* unless a new group has formed meanwhile (mu was free while answering) */
+            pthread_mutex_lock(&w->mu);
+            if (w->epoch == ((const Facet__V1__StepRequest *)msg)->epoch) group_failed(w, &err);
+            pthread_mutex_unlock(&w->mu);
+        }
+        step_response_free(&resp);
+        if (owned) protobuf_c_message_free_unpacked(owned, NULL);
+        owned = NULL;
+        bool malformed = false;
+        if (sent) msg = owned = rpc_call_recv_message(call, &facet__v1__step_request__descriptor, &malformed);
+        else msg = NULL;
+        if (malformed) rpc_call_finish(call, RPC_INVALID_ARGUMENT, "StepStream: malformed StepRequest");
+    }
 }
 
 static void inject_fault(worker *w, rpc_call *call, const ProtobufCMessage *msg) {
@@ -256,6 +323,7 @@ static const worker_method k_methods[WORKER_N_METHODS] = {
     {RPC_WORKER_LOAD, &facet__v1__load_request__descriptor, true, false, load},
     {RPC_WORKER_INIT_COMM, &facet__v1__init_comm_request__descriptor, true, false, init_comm},
     {RPC_WORKER_STEP, &facet__v1__step_request__descriptor, true, false, step},
+    {RPC_WORKER_STEP_STREAM, &facet__v1__step_request__descriptor, false, false, step_stream}, /* locks per step */
     {RPC_WORKER_ABORT, &facet__v1__abort_request__descriptor, false, false, abort_group},
     {RPC_WORKER_HEALTH, &facet__v1__health_request__descriptor, false, false, health},
     {RPC_WORKER_INJECT_FAULT, &facet__v1__inject_fault_request__descriptor, false, false, inject_fault},

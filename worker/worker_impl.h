@@ -24,7 +24,7 @@
 #include "worker/faults.h"
 #include "worker/worker.h"
 
-#define WORKER_N_METHODS 8
+#define WORKER_N_METHODS 9
 
 typedef struct worker {
     worker_options opt;

@@ -3,7 +3,8 @@
 one or an attacker on the same network (tests/cli/security.sh). Compiles
 facet's .proto files with protoc, builds the request from JSON, and prints
 one JSON object: {"code": "OK" | "UNAUTHENTICATED" | ..., "message": ...,
-"response": {...}}. Exit status 0 whatever the call's status.
+"response": {...}}. Exit status 0 whatever the call's status. A streaming
+method (StepStream) gets the one request and gives its first reply.
 
   rpc_call.py PROTO_DIR ADDR /facet.v1.Worker/Load '{"epoch": "5", "modelDir": "/x"}'
       [--token-file F] [--api-key K] [--tls-ca F --tls-cert F --tls-key F --tls-name NAME]
@@ -25,6 +26,7 @@ METHODS = {
     "/facet.v1.Worker/Load": ("worker", "LoadRequest", "LoadResponse"),
     "/facet.v1.Worker/InitComm": ("worker", "InitCommRequest", "InitCommResponse"),
     "/facet.v1.Worker/Step": ("worker", "StepRequest", "StepResponse"),
+    "/facet.v1.Worker/StepStream": ("worker", "StepRequest", "StepStreamReply"),  # a stream: one request, one reply
     "/facet.v1.Worker/Abort": ("worker", "AbortRequest", "AbortResponse"),
     "/facet.v1.Worker/Health": ("worker", "HealthRequest", "HealthResponse"),
     "/facet.v1.Facet/Tokenize": ("generate", "TokenizeRequest", "TokenizeResponse"),
@@ -79,10 +81,16 @@ def main():
         metadata.append(("x-facet-cluster-token", read(a.token_file).decode().strip()))
     if a.api_key:
         metadata.append(("authorization", f"Bearer {a.api_key}"))
-    call = channel.unary_unary(a.method, request_serializer=req_type.SerializeToString,
-                               response_deserializer=resp_type.FromString)
+    streaming = a.method.endswith("Stream")
+    factory = channel.stream_stream if streaming else channel.unary_unary
+    call = factory(a.method, request_serializer=req_type.SerializeToString, response_deserializer=resp_type.FromString)
     try:
-        resp = call(req, timeout=10, metadata=metadata or None)
+        if streaming:
+            replies = call(iter([req]), timeout=10, metadata=metadata or None)
+            resp = next(replies)
+            replies.cancel()
+        else:
+            resp = call(req, timeout=10, metadata=metadata or None)
         out = {"code": "OK", "message": "", "response": json_format.MessageToDict(resp, including_default_value_fields=True)}
     except grpc.RpcError as e:
         out = {"code": e.code().name, "message": e.details() or "", "response": None}

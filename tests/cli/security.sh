@@ -85,6 +85,7 @@ STEP='{"epoch": "1", "seqIds": ["1"], "startPos": [8], "numTokens": [1], "blockT
        "temperature": [0], "topK": [0], "topP": [1], "seed": ["0"], "tokenIds": [5], "blockIds": [0], "minP": [0],
        "presencePenalty": [0], "frequencyPenalty": [0], "repetitionPenalty": [0], "topLogprobs": [0], "penaltyLen": [0]}'
 same "a forged Step over another request's blocks" "$(call "$W" /facet.v1.Worker/Step "$STEP")" UNAUTHENTICATED
+same "the same over the step stream" "$(call "$W" /facet.v1.Worker/StepStream "$STEP")" UNAUTHENTICATED
 same "the honest client after all that" "$(honest "127.0.0.1:$GRPC")" "$T0"
 
 # --- a peer with the token still cannot push the worker around -------------------------------------
@@ -97,6 +98,9 @@ same "Load of epoch 2^64-1" "$(call "$W" /facet.v1.Worker/Load '{"epoch": "18446
     "rank": 0, "tpSize": 2, "blockSize": 16, "maxBatchTokens": 512, "protocolVersion": 3}' "${T[@]}")" ABORTED
 check "  refused as beyond what the coordinator announced" grep -q "beyond what the coordinator has announced" <<<"$(message)"
 same "Abort of epoch 0" "$(call "$W" /facet.v1.Worker/Abort '{"epoch": "0", "reason": "x"}' "${T[@]}")" FAILED_PRECONDITION
+call "$W" /facet.v1.Worker/StepStream "${STEP/\"epoch\": \"1\"/\"epoch\": \"0\"}" "${T[@]}" >/dev/null
+same "a StepStream step of epoch 0: answered in the stream, FAILED_PRECONDITION (9)" \
+    "$(json "$WORK/reply.json" '["response"]["code"]')" 9
 same "InitComm with a foreign rendezvous prefix" "$(call "$W" /facet.v1.Worker/InitComm \
     '{"epoch": "'"$EPOCH"'", "rank": '"$RANK"', "size": 2, "backend": "gloo", "prefix": "evil/", "timeoutMs": 15000}' "${T[@]}")" \
     INVALID_ARGUMENT
