@@ -5,12 +5,13 @@
  *
  * Server: a fixed pool of handler threads, each with its own completion
  * queue, each serving one call at a time from start to finish — blocking
- * code in handlers is fine, and a long server-streaming call (Generate)
- * holds one thread. Calls beyond the pool wait in gRPC until a thread is
- * free.
+ * code in handlers is fine, and a long server-streaming call (Generate) or
+ * a bidirectional one (StepStream) holds one thread for its life. Calls
+ * beyond the pool wait in gRPC until a thread is free.
  *
- * Client: blocking unary calls with a deadline, and the same call to many
- * servers at once (a step to every rank).
+ * Client: blocking unary calls with a deadline, the same call to many
+ * servers at once, and persistent bidirectional streams to a set of servers
+ * (a step to every rank: one message each way).
  *
  * Security (docs/SECURITY.md): a server and the channels to it share an
  * rpc_security: a cluster token every call carries and a server checks in
