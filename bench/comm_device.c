@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "comm/bench_comm.h"
 #include "comm/comm_impl.h"
 #include "comm/select.h"
 #include "common/alloc.h"
@@ -199,25 +200,6 @@ static bool dev_run_size(dev_rank *r, size_t n, bool ok, errbuf *err) {
 
 /* ---- the table ------------------------------------------------------------------------ */
 
-static int dev_compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double dev_median_slowest(const dev_group *g) {
-    int iters = g->opt.iters;
-    double *slowest = xcalloc((size_t)iters, sizeof *slowest);
-    for (int it = 0; it < iters; it++)
-        for (int r = 0; r < g->opt.ranks; r++) {
-            double t = g->times[(size_t)r * (size_t)iters + (size_t)it];
-            if (t > slowest[it]) slowest[it] = t;
-        }
-    qsort(slowest, (size_t)iters, sizeof *slowest, dev_compare);
-    double m = iters % 2 ? slowest[iters / 2] : 0.5 * (slowest[iters / 2 - 1] + slowest[iters / 2]);
-    free(slowest);
-    return m;
-}
-
 static void dev_report(dev_group *g, size_t bytes) {
     for (int r = 0; r < g->opt.ranks; r++)
         if (g->failed[r]) {
@@ -228,7 +210,7 @@ static void dev_report(dev_group *g, size_t bytes) {
     if (g->stop) return;
     size_t wrong = 0;
     for (int r = 0; r < g->opt.ranks; r++) wrong += g->wrong[r];
-    double t = dev_median_slowest(g), algbw = t > 0 ? (double)bytes / t / 1e9 : 0;
+    double t = bench_comm_median_slowest(g->times, g->opt.ranks, g->opt.iters), algbw = t > 0 ? (double)bytes / t / 1e9 : 0;
     double busbw = algbw * 2.0 * (g->opt.ranks - 1) / g->opt.ranks;
     printf("  %10zu %12zu %7s | %10.1f %8.3f %8.3f %7zu\n", bytes, bytes / sizeof(float), "float", t * 1e6, algbw,
            busbw, wrong);

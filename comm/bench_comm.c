@@ -197,15 +197,13 @@ static int bench_compare_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median over iterations of the slowest rank's time. */
-static double bench_median_time(const bench_group *g) {
-    int iters = g->opt.iters;
+double bench_comm_median_slowest(const double *times, int ranks, int iters) {
     double *slowest = malloc((size_t)iters * sizeof *slowest);
     if (!slowest) return 0;
     for (int it = 0; it < iters; it++) {
         slowest[it] = 0;
-        for (int r = 0; r < g->opt.ranks; r++) {
-            double t = g->times[(size_t)r * (size_t)iters + (size_t)it];
+        for (int r = 0; r < ranks; r++) {
+            double t = times[(size_t)r * (size_t)iters + (size_t)it];
             slowest[it] = t > slowest[it] ? t : slowest[it];
         }
     }
@@ -243,7 +241,7 @@ static void bench_report_size(bench_group *g, size_t bytes) {
     if (g->stop) return;
     size_t wrong = 0;
     for (int r = 0; r < o->ranks; r++) wrong += g->wrong[r];
-    double t = bench_median_time(g);
+    double t = bench_comm_median_slowest(g->times, o->ranks, o->iters);
     double algbw = t > 0 ? (double)bytes / t / 1e9 : 0;
     double busbw = algbw * 2.0 * (o->ranks - 1) / o->ranks;
     printf("  %10zu %12zu %7s | %10.1f %8.3f %8.3f %7zu\n", bytes, bytes / sizeof(float), "float", t * 1e6, algbw,

@@ -7,4 +7,8 @@
  * Returns 0, 1 on a failed or wrong all-reduce, 2 on a usage error. */
 int bench_comm_main(int argc, char **argv);
 
+/* times (ranks, iters) seconds: the median over iterations of the slowest
+ * rank's time (what both bench comm tables print); 0 when out of memory. */
+double bench_comm_median_slowest(const double *times, int ranks, int iters);
+
 #endif

@@ -95,6 +95,7 @@ bool comm_gloo_set_algorithm(comm *c, comm_gloo_algorithm a, errbuf *err);
 }
 #else
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -110,6 +111,18 @@ struct comm {
     char failure[ERRBUF_LEN]; /* the first failure, repeated by later calls */
     void *state;         /* the backend's */
 };
+
+/* Between two polls of a device backend's wait: spins briefly (a small
+ * collective finishes in microseconds), then naps (50 µs, 1 ms after 0.1 s)
+ * so that a long wait does not burn a core. */
+static inline void comm_wait_backoff(double waited_s) {
+    if (waited_s < 1e-3) {
+        sched_yield();
+        return;
+    }
+    struct timespec nap = {0, waited_s < 0.1 ? 50 * 1000 : 1000 * 1000};
+    nanosleep(&nap, NULL);
+}
 
 /* Polls the store for key until it is there or the deadline (clock_now_s
  * time), napping 2 ms, growing to 20 ms, in between: what every rendezvous

@@ -97,16 +97,6 @@ static void ipc_stop_kernels(ipc_state *s) { __atomic_store_n(&s->host->abort, 1
 
 /* ---- waiting ------------------------------------------------------------------------- */
 
-/* Spins briefly (a small all-reduce takes microseconds), then naps so that a
- * long wait does not burn a core. */
-static void ipc_backoff(double waited_s) {
-    if (waited_s < 1e-3) {
-        sched_yield();
-        return;
-    }
-    struct timespec nap = {0, waited_s < 0.1 ? 50 * 1000 : 1000 * 1000};
-    nanosleep(&nap, NULL);
-}
 
 static void ipc_nap(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -125,7 +115,7 @@ static bool ipc_drain(cudaStream_t stream, int ms) {
         }
         double now = clock_now_s();
         if (now >= deadline) return false;
-        ipc_backoff(now - start);
+        comm_wait_backoff(now - start);
     }
 }
 
@@ -138,7 +128,7 @@ static bool ipc_own_stream_idle(ipc_state *s, double deadline, const char *what,
         if (q != cudaErrorNotReady) return cuda_check(q, "cudaStreamQuery", __FILE__, __LINE__, err);
         double now = clock_now_s();
         if (now >= deadline) return errbuf_set(err, "timed out after %d ms waiting for the GPU to %s", s->timeout_ms, what);
-        ipc_backoff(now - start);
+        comm_wait_backoff(now - start);
     }
 }
 
@@ -201,7 +191,7 @@ static bool ipc_wait(comm *c, cudaStream_t stream, const char *op, errbuf *err) 
         if (atomic_load(&c->aborted)) return ipc_wait_failed(s, stream, op, IPC_WHY_ABORT, NULL, err);
         double now = clock_now_s();
         if (now >= deadline) return ipc_wait_failed(s, stream, op, IPC_WHY_DEADLINE, NULL, err);
-        ipc_backoff(now - start);
+        comm_wait_backoff(now - start);
     }
 }
 

@@ -64,16 +64,6 @@ static bool cuda_check(cudaError_t rc, const char *stmt, const char *file, int l
 
 /* ---- waiting ----------------------------------------------------------------- */
 
-/* Spins briefly (small collectives finish in tens of µs), then naps so a
- * long wait does not burn a core. */
-static void nccl_backoff(double waited_s) {
-    if (waited_s < 1e-3) {
-        sched_yield();
-        return;
-    }
-    struct timespec nap = {0, waited_s < 0.1 ? 50 * 1000 : 1000 * 1000};
-    nanosleep(&nap, NULL);
-}
 
 /* The one way out of trouble: ncclCommAbort returns whatever the peers do. */
 static void nccl_abort(nccl_state *s) {
@@ -117,7 +107,7 @@ static bool nccl_wait_on(nccl_state *s, const comm *c, cudaStream_t stream, doub
         if (now >= deadline)
             return nccl_fail(s, op, err, "timed out after %d ms (a peer dead or stuck?); NCCL comm aborted",
                              s->timeout_ms);
-        nccl_backoff(now - start);
+        comm_wait_backoff(now - start);
     }
 }
 
