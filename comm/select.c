@@ -146,15 +146,20 @@ static bool topo_read(const comm_options *opt, const comm_store *store, int r, d
     return ok;
 }
 
-bool comm_topology_exchange(const comm_options *opt, const comm_store *store, const comm_rank_info *mine,
-                            comm_rank_info *all, errbuf *err) {
+bool comm_topology_publish(const comm_options *opt, const comm_store *store, const comm_rank_info *mine,
+                           errbuf *err) {
     char why[200];
     if (!comm_options_valid(opt, store, why, sizeof why)) return errbuf_set(err, "topology exchange: %s", why);
-    double deadline = clock_now_s() + opt->timeout_ms / 1e3;
     char key[512], rec[256];
     size_t n = comm_rank_info_format(mine, opt->rank, rec, sizeof rec);
     if (n == 0 || n >= sizeof rec) return errbuf_set(err, "topology record too long");
-    if (!topo_key(opt, opt->rank, key, sizeof key, err) || !store->set(store->ctx, key, rec, n, err)) return false;
+    return topo_key(opt, opt->rank, key, sizeof key, err) && store->set(store->ctx, key, rec, n, err);
+}
+
+bool comm_topology_exchange(const comm_options *opt, const comm_store *store, const comm_rank_info *mine,
+                            comm_rank_info *all, errbuf *err) {
+    double deadline = clock_now_s() + opt->timeout_ms / 1e3;
+    if (!comm_topology_publish(opt, store, mine, err)) return false;
     for (int r = 0; r < opt->size; r++) {
         if (r == opt->rank) {
             all[r] = *mine;
@@ -246,6 +251,16 @@ static void plan_auto(const group_facts *f, int size, comm_plan *p) {
         snprintf(p->why, sizeof p->why, "auto: neither ipc (%s) nor nccl (not loaded) fits: host",
                  !one_host ? "several hosts" : size > COMM_IPC_MAX_RANKS ? "too many ranks" : "no IPC");
     }
+}
+
+bool comm_plan_for_cpu_rank(comm_mode mode, int rank, int size, comm_plan *plan, errbuf *err) {
+    memset(plan, 0, sizeof *plan);
+    if (mode == COMM_MODE_NCCL || mode == COMM_MODE_IPC)
+        return errbuf_set(err, "--comm %s reduces GPU buffers, but rank %d runs on the CPU; use --comm auto or host",
+                          comm_mode_name(mode), rank);
+    plan->host = size > 1;
+    snprintf(plan->why, sizeof plan->why, "%s", size > 1 ? "this rank runs on the CPU: host" : "one rank: nothing to reduce");
+    return true;
 }
 
 bool comm_plan_choose(comm_mode mode, const comm_rank_info *ranks, int size, comm_plan *plan, errbuf *err) {

@@ -60,6 +60,9 @@ typedef struct comm_rank_info {
 /* This process's record: its host identity plus what the caller knows. */
 void comm_rank_info_local(comm_rank_info *out, const char *gpu_uuid, bool has_nccl, bool has_ipc);
 
+/* Publishes `mine` under opt->prefix + "topo/<rank>" (one store call). */
+bool comm_topology_publish(const comm_options *opt, const comm_store *store, const comm_rank_info *mine,
+                           errbuf *err);
 /* Publishes `mine` under opt->prefix + "topo/<rank>" and reads every rank's
  * into all (opt->size records, rank order), polling until opt->timeout_ms.
  * A record that does not parse, or a missing rank at the deadline, is an
@@ -80,6 +83,13 @@ typedef struct comm_plan {
  * use instead. At size 1 auto and host need no communicator (all false);
  * nccl and ipc make one of size 1, which runs the collective path alone. */
 bool comm_plan_choose(comm_mode mode, const comm_rank_info *ranks, int size, comm_plan *plan, errbuf *err);
+
+/* The plan of a rank that runs on the CPU, without the others' records: any
+ * group with a CPU rank reduces on the host (what comm_plan_choose gives
+ * every rank of it), and a device mode is refused. Such a rank only
+ * publishes its record, for its GPU peers to read, and waits for nobody:
+ * forming a CPU group costs one store call more than Gloo's rendezvous. */
+bool comm_plan_for_cpu_rank(comm_mode mode, int rank, int size, comm_plan *plan, errbuf *err);
 
 /* Serialized record (text, for the store); parse returns false on anything malformed. */
 size_t comm_rank_info_format(const comm_rank_info *r, int rank, char *out, size_t len);

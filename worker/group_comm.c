@@ -64,9 +64,15 @@ bool group_comm_create(worker *w, const comm_options *co, comm_mode mode, const 
     if (co->size > FACET_MAX_TP) return errbuf_set(err, "a group of %d ranks exceeds %d", co->size, FACET_MAX_TP);
     comm_plan plan;
     bool device_mode = mode == COMM_MODE_NCCL || mode == COMM_MODE_IPC;
-    if (co->size > 1 || device_mode) {
-        if (!local_rank_info(w, &mine, err) || !comm_topology_exchange(co, store, &mine, all, err)) return false;
-        if (!comm_plan_choose(mode, all, co->size, &plan, err)) return false;
+    if ((co->size > 1 || device_mode) && !local_rank_info(w, &mine, err)) return false;
+    if (co->size > 1 && !mine.gpu[0]) { /* on the CPU: the host, whatever the others are; they read this record */
+        if (!comm_plan_for_cpu_rank(mode, co->rank, co->size, &plan, err) ||
+            !comm_topology_publish(co, store, &mine, err))
+            return false;
+    } else if (co->size > 1 || device_mode) {
+        if (!mine.gpu[0]) return comm_plan_for_cpu_rank(mode, co->rank, co->size, &plan, err); /* refused */
+        if (!comm_topology_exchange(co, store, &mine, all, err) || !comm_plan_choose(mode, all, co->size, &plan, err))
+            return false;
     } else {
         memset(&plan, 0, sizeof plan);
         snprintf(plan.why, sizeof plan.why, "one rank: nothing to reduce");

@@ -119,6 +119,19 @@ static void test_plans(void) {
     comm_plan p;
     errbuf err = {{0}};
     CHECK_ERR(comm_plan_choose(COMM_MODE_AUTO, one_gpu_2, 0, &p, &err), err, "at least one rank");
+
+    /* a CPU rank plans alone, and reaches what the whole group's records give every rank */
+    comm_plan alone, whole;
+    for (int m = COMM_MODE_AUTO; m <= COMM_MODE_HOST; m++) {
+        bool ok_alone = comm_plan_for_cpu_rank((comm_mode)m, 1, 2, &alone, &err);
+        bool ok_whole = comm_plan_choose((comm_mode)m, mixed, 2, &whole, &err);
+        CHECK(ok_alone == ok_whole, "--comm %s: alone %d, from every record %d", comm_mode_name((comm_mode)m), ok_alone, ok_whole);
+        if (ok_alone && ok_whole)
+            CHECK(alone.host && whole.host && !alone.ipc && !alone.nccl, "--comm %s: the host", comm_mode_name((comm_mode)m));
+    }
+    CHECK_ERR(comm_plan_for_cpu_rank(COMM_MODE_NCCL, 1, 2, &alone, &err), err, "but rank 1 runs on the CPU; use --comm auto or host");
+    CHECK_ERR(comm_plan_for_cpu_rank(COMM_MODE_IPC, 0, 1, &alone, &err), err, "rank 0 runs on the CPU");
+    CHECK(comm_plan_for_cpu_rank(COMM_MODE_AUTO, 0, 1, &alone, &err) && !alone.host, "one CPU rank: nothing to reduce");
 }
 
 static void test_records(void) {
