@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/alloc.h"
 #include "common/clock.h"
 #include "protocol/step.h"
 
@@ -57,34 +56,24 @@ static rpc_stream_set *streams_of(step_streams *ss, const group_view *g) {
     return ss->set;
 }
 
-/* A worker's StepStreamReply as a unary Step's outcome: its status and message, and (OK) the StepResponse's
- * bytes in place of the reply's. */
-static void unwrap_reply(rpc_fanout *call, const group_view *g, int rank) {
-    if (call->code != RPC_OK) return;
+/* A worker's StepStreamReply as a unary Step's outcome: its status and message in call. The reply, unpacked
+ * once, is returned (NULL when there is none); its StepResponse is the step's result on rank 0. */
+static Facet__V1__StepStreamReply *unwrap_reply(rpc_fanout *call, const group_view *g, int rank) {
+    if (call->code != RPC_OK) return NULL;
     Facet__V1__StepStreamReply *reply = facet__v1__step_stream_reply__unpack(NULL, call->response_len, call->response);
-    free(call->response);
-    call->response = NULL;
-    call->response_len = 0;
+    const char *target = rpc_channel_target(g->channels[rank]);
     if (!reply) {
         call->code = RPC_INTERNAL;
-        errbuf_set(&call->err, "%s to %s: a reply that is not a StepStreamReply", RPC_WORKER_STEP_STREAM,
-                   rpc_channel_target(g->channels[rank]));
-        return;
-    }
-    call->code = reply->code;
-    if (reply->code != RPC_OK) {
-        errbuf_set(&call->err, "%s to %s: %s: %s", RPC_WORKER_STEP_STREAM, rpc_channel_target(g->channels[rank]),
-                   rpc_code_name(reply->code), reply->message);
-    } else if (reply->response) {
-        call->response_len = facet__v1__step_response__get_packed_size(reply->response);
-        call->response = xmalloc(call->response_len + 1);
-        facet__v1__step_response__pack(reply->response, call->response);
-    } else {
+        errbuf_set(&call->err, "%s to %s: a reply that is not a StepStreamReply", RPC_WORKER_STEP_STREAM, target);
+    } else if (reply->code != RPC_OK) {
+        call->code = reply->code;
+        errbuf_set(&call->err, "%s to %s: %s: %s", RPC_WORKER_STEP_STREAM, target, rpc_code_name(reply->code),
+                   reply->message);
+    } else if (!reply->response) {
         call->code = RPC_INTERNAL;
-        errbuf_set(&call->err, "%s to %s: OK without a StepResponse", RPC_WORKER_STEP_STREAM,
-                   rpc_channel_target(g->channels[rank]));
+        errbuf_set(&call->err, "%s to %s: OK without a StepResponse", RPC_WORKER_STEP_STREAM, target);
     }
-    facet__v1__step_stream_reply__free_unpacked(reply, NULL);
+    return reply;
 }
 
 void step_rpc_send(step_streams *ss, const group_view *g, const Facet__V1__StepRequest *req, int timeout_ms,
@@ -93,16 +82,20 @@ void step_rpc_send(step_streams *ss, const group_view *g, const Facet__V1__StepR
     for (int r = 0; r < g->size; r++) out->calls[r] = (rpc_fanout){.channel = g->channels[r], .request = &req->base};
     double t0 = clock_now_s();
     rpc_stream_set_exchange(streams_of(ss, g), out->calls, timeout_ms, cancel);
-    for (int r = 0; r < g->size; r++) unwrap_reply(&out->calls[r], g, r);
+    out->ok = true;
+    for (int r = 0; r < g->size; r++) {
+        Facet__V1__StepStreamReply *reply = unwrap_reply(&out->calls[r], g, r);
+        out->ok &= out->calls[r].code == RPC_OK;
+        if (r == 0) out->reply0 = reply; /* rank 0's carries the tokens */
+        else if (reply) facet__v1__step_stream_reply__free_unpacked(reply, NULL);
+    }
     out->seconds = clock_now_s() - t0;
-    if (out->calls[0].code == RPC_OK)
-        out->resp = facet__v1__step_response__unpack(NULL, out->calls[0].response_len, out->calls[0].response);
-    out->ok = out->resp != NULL;
-    for (int r = 1; r < g->size; r++) out->ok &= out->calls[r].code == RPC_OK;
+    out->resp = out->ok ? out->reply0->response : NULL;
 }
 
 void step_result_free(step_result *r, int size) {
-    if (r->resp) facet__v1__step_response__free_unpacked(r->resp, NULL);
+    if (r->reply0) facet__v1__step_stream_reply__free_unpacked(r->reply0, NULL); /* and resp, inside it */
     for (int i = 0; i < size; i++) free(r->calls[i].response);
+    r->reply0 = NULL;
     r->resp = NULL;
 }

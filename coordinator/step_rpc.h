@@ -14,7 +14,8 @@ void step_rpc_build(scheduler *s, const step_plan *plan, uint64_t epoch, Facet__
 
 typedef struct step_result {
     rpc_fanout calls[FACET_MAX_TP];   /* per rank: status, error */
-    Facet__V1__StepResponse *resp;    /* rank 0's reply, NULL when the step failed */
+    Facet__V1__StepStreamReply *reply0; /* rank 0's reply as it came (owns resp) */
+    Facet__V1__StepResponse *resp;    /* rank 0's StepResponse, NULL when the step failed */
     bool ok;                          /* every rank answered OK and rank 0's reply parsed */
     double seconds;
 } step_result;

@@ -92,7 +92,7 @@ typedef struct pending_call {
     grpc_op ops[6];
 } pending_call;
 
-static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg) {
+grpc_byte_buffer *rpc_pack_message(const ProtobufCMessage *msg) {
     size_t n = protobuf_c_message_get_packed_size(msg);
     grpc_slice slice = grpc_slice_malloc(n);
     protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
@@ -101,13 +101,25 @@ static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg) {
     return bb;
 }
 
+uint8_t *rpc_byte_buffer_copy(grpc_byte_buffer *bb, size_t *len) {
+    grpc_byte_buffer_reader reader;
+    grpc_byte_buffer_reader_init(&reader, bb);
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    *len = GRPC_SLICE_LENGTH(all);
+    uint8_t *out = xmalloc(*len ? *len : 1);
+    memcpy(out, GRPC_SLICE_START_PTR(all), *len);
+    grpc_slice_unref(all);
+    return out;
+}
+
 static bool start_call(pending_call *p, rpc_channel *ch, grpc_completion_queue *cq, const char *method,
                        const ProtobufCMessage *req, int timeout_ms, void *tag) {
     memset(p, 0, sizeof *p);
     grpc_slice m = grpc_slice_from_static_string(method);
     p->call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
                                        rpc_deadline_ms(timeout_ms), NULL);
-    p->request = pack_message(req);
+    p->request = rpc_pack_message(req);
     grpc_metadata_array_init(&p->initial_md);
     grpc_metadata_array_init(&p->trailing_md);
     p->ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -136,14 +148,7 @@ static int finish_call(pending_call *p, bool started, const char *method, const 
                        size_t *resp_len, errbuf *err) {
     int code = started ? (int)p->status : RPC_INTERNAL;
     if (code == RPC_OK && p->response) {
-        grpc_byte_buffer_reader reader;
-        grpc_byte_buffer_reader_init(&reader, p->response);
-        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-        grpc_byte_buffer_reader_destroy(&reader);
-        *resp_len = GRPC_SLICE_LENGTH(all);
-        *resp = xmalloc(*resp_len ? *resp_len : 1);
-        memcpy(*resp, GRPC_SLICE_START_PTR(all), *resp_len);
-        grpc_slice_unref(all);
+        *resp = rpc_byte_buffer_copy(p->response, resp_len);
     } else if (code == RPC_OK) {
         code = RPC_INTERNAL;
         errbuf_set(err, "%s to %s: no response message", method, target);
@@ -369,7 +374,7 @@ static bool stream_start_exchange(rpc_stream_set *s, rpc_stream *st, const Proto
         ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
         ops[n++].data.recv_initial_metadata.recv_initial_metadata = &st->initial_md;
     }
-    st->request = pack_message(req);
+    st->request = rpc_pack_message(req);
     st->response = NULL;
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = st->request;
@@ -426,14 +431,7 @@ static void stream_result(rpc_stream_set *s, rpc_stream *st, bool started, int t
     call->response = NULL;
     call->response_len = 0;
     if (started && st->exchange_ok && !st->timed_out) {
-        grpc_byte_buffer_reader reader;
-        grpc_byte_buffer_reader_init(&reader, st->response);
-        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-        grpc_byte_buffer_reader_destroy(&reader);
-        call->response_len = GRPC_SLICE_LENGTH(all);
-        call->response = xmalloc(call->response_len ? call->response_len : 1);
-        memcpy(call->response, GRPC_SLICE_START_PTR(all), call->response_len);
-        grpc_slice_unref(all);
+        call->response = rpc_byte_buffer_copy(st->response, &call->response_len);
         call->code = RPC_OK;
     } else if (!started) {
         call->code = RPC_INTERNAL;

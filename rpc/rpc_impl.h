@@ -8,6 +8,11 @@
 
 gpr_timespec rpc_deadline_ms(int timeout_ms);
 
+/* msg packed into a byte buffer for a SEND_MESSAGE op (the caller destroys it). */
+grpc_byte_buffer *rpc_pack_message(const ProtobufCMessage *msg);
+/* A received message's bytes, copied into malloc'd memory of *len bytes. */
+uint8_t *rpc_byte_buffer_copy(grpc_byte_buffer *bb, size_t *len);
+
 /* A deep copy of an rpc_security (NULL stays NULL; empty strings become NULL). */
 rpc_security *rpc_security_copy(const rpc_security *s);
 void rpc_security_free(rpc_security *s);

@@ -63,16 +63,21 @@ bool rpc_call_cancelled(rpc_call *c) {
     return c->close_seen && c->cancelled;
 }
 
-bool rpc_call_send(rpc_call *c, const uint8_t *msg, size_t len) {
-    if (c->finished || rpc_call_cancelled(c)) return false;
-    grpc_slice slice = grpc_slice_from_copied_buffer((const char *)msg, len);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
-    grpc_slice_unref(slice);
+/* Sends bb (and destroys it); false if the client is gone. */
+static bool send_buffer(rpc_call *c, grpc_byte_buffer *bb) {
     grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
     op.data.send_message.send_message = bb;
     bool ok = grpc_call_start_batch(c->call, &op, 1, &TAG_SEND, NULL) == GRPC_CALL_OK && wait_tag(c, &TAG_SEND);
     grpc_byte_buffer_destroy(bb);
     return ok;
+}
+
+bool rpc_call_send(rpc_call *c, const uint8_t *msg, size_t len) {
+    if (c->finished || rpc_call_cancelled(c)) return false;
+    grpc_slice slice = grpc_slice_from_copied_buffer((const char *)msg, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return send_buffer(c, bb);
 }
 
 void rpc_call_finish(rpc_call *c, int code, const char *message) {
@@ -102,12 +107,8 @@ const char *rpc_call_metadata(rpc_call *c, const char *key, char *buf, size_t le
 }
 
 bool rpc_call_send_message(rpc_call *c, const ProtobufCMessage *msg) {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = xmalloc(n ? n : 1);
-    protobuf_c_message_pack(msg, buf);
-    bool ok = rpc_call_send(c, buf, n);
-    free(buf);
-    return ok;
+    if (c->finished || rpc_call_cancelled(c)) return false;
+    return send_buffer(c, rpc_pack_message(msg)); /* packed straight into gRPC's slice: no copy */
 }
 
 /* The message and the OK status in one batch: one write and one wait on the queue instead of two (a step's
@@ -119,11 +120,7 @@ void rpc_call_reply(rpc_call *c, const ProtobufCMessage *msg) {
         return;
     }
     c->finished = true;
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    grpc_slice slice = grpc_slice_malloc(n);
-    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
-    grpc_slice_unref(slice);
+    grpc_byte_buffer *bb = rpc_pack_message(msg);
     grpc_slice details = grpc_slice_from_static_string("");
     grpc_op ops[2] = {{.op = GRPC_OP_SEND_MESSAGE}, {.op = GRPC_OP_SEND_STATUS_FROM_SERVER}};
     ops[0].data.send_message.send_message = bb;

@@ -85,9 +85,8 @@ static void fill_response(const Facet__V1__StepRequest *r, const dist_sample_res
 
 /* The step through a CUDA engine that summarizes its rows on the device: only the summaries come back,
  * and the ranks decide from them (the logits stay where they are). */
-static int step_on_device(worker *w, const engine_batch *b, const sample_request *reqs, int m, dist_sample_result *res,
-                          double *forward_end, errbuf *err) {
-    row_layout L = dist_sample_layout(reqs, m, engine_weights(w->engine)->tp.vocab_size);
+static int step_on_device(worker *w, const engine_batch *b, const sample_request *reqs, int m, row_layout L,
+                          dist_sample_result *res, double *forward_end, errbuf *err) {
     void *records = step_logits(w, ((size_t)m * row_record_bytes(L) + sizeof(float) - 1) / sizeof(float));
     bool ok = engine_forward_summaries(w->engine, b, reqs, L, records, err);
     *forward_end = clock_now_s();
@@ -97,10 +96,11 @@ static int step_on_device(worker *w, const engine_batch *b, const sample_request
 
 /* Summaries on the device serve every row but those sampled from whole raw rows (min_p, top_p alone), a
  * request for the logits themselves, and candidate lists beyond what the device holds. */
-static bool summaries_serve(const worker *w, const Facet__V1__StepRequest *r, const sample_request *reqs, int m) {
+static bool summaries_serve(const worker *w, const Facet__V1__StepRequest *r, const sample_request *reqs, int m,
+                            row_layout *L) {
     if (!engine_summarizes_on_device(w->engine) || r->return_logits || !dist_sample_summaries_ok(reqs, m)) return false;
-    row_layout L = dist_sample_layout(reqs, m, engine_weights(w->engine)->tp.vocab_size);
-    return L.k <= SAMPLE_ROWS_MAX_DEVICE_K;
+    *L = dist_sample_layout(reqs, m, engine_weights(w->engine)->tp.vocab_size);
+    return L->k <= SAMPLE_ROWS_MAX_DEVICE_K;
 }
 
 int step_exec(worker *w, const Facet__V1__StepRequest *r, Facet__V1__StepResponse *resp, errbuf *err) {
@@ -115,8 +115,9 @@ int step_exec(worker *w, const Facet__V1__StepRequest *r, Facet__V1__StepRespons
     w->step_comm_failed = false;
     double t0 = clock_now_s(), t1;
     int code = RPC_OK;
-    if (summaries_serve(w, r, reqs, m)) {
-        code = step_on_device(w, &b, reqs, m, res, &t1, err);
+    row_layout L;
+    if (summaries_serve(w, r, reqs, m, &L)) {
+        code = step_on_device(w, &b, reqs, m, L, res, &t1, err);
     } else {
         float *logits = step_logits(w, (size_t)m * mw->tp.vocab_size);
         if (!engine_forward(w->engine, &b, logits, err)) code = w->step_comm_failed ? RPC_ABORTED : RPC_INVALID_ARGUMENT;
