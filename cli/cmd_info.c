@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "common/threadpool.h"
+#include "kernels/cpu/bf16dot.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/roofline.h"
 #include "kernels/cuda/api.h"
@@ -21,7 +22,8 @@ int cmd_info(int argc, char **argv) {
     errbuf err;
     backend_choose_device("auto", &dev, note, sizeof note, &err);
     printf("facet %s\n", FACET_VERSION);
-    printf("cpu kernels: %s\n", cpu_ops_select()->name);
+    printf("cpu kernels: %s (this CPU: avx2+fma %s, avx512bf16 %s; $FACET_CPU_KERNELS chooses)\n",
+           cpu_ops_select()->name, cpu_has_avx2_fma() ? "yes" : "no", cpu_has_avx512bf16() ? "yes" : "no");
     printf("device (--device auto): %s\n", note[0] ? note : "cpu");
     char why[ERRBUF_LEN];
     bool nccl = backend_nccl_create(why, sizeof why) != NULL;

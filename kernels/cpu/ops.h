@@ -2,7 +2,8 @@
  *
  * Every op exists twice: ops_ref.c is plain single-threaded C, the
  * definition of correct; ops_fast.c is the same op with AVX2/FMA and the
- * thread pool. tests/unit/test_kernels.c compares them (fp32 tolerance:
+ * thread pool (and, on CPUs with AVX512_BF16, bf16dot.c's matmul for bf16
+ * weights, which rounds the activations to bf16 first). tests/unit/test_kernels.c compares them (fp32 tolerance:
  * 1e-5 relative). The engine calls ops only through a table, chosen once at
  * start-up (cpu_ops_select), so a backend is a table of function pointers.
  *
@@ -54,6 +55,9 @@ typedef struct attn_params {
 
 typedef struct cpu_ops {
     const char *name;
+    /* matmul multiplies bf16 weights by x split into two bf16 (the
+     * AVX512_BF16 tables: hi + lo, kernels/cpu/bf16dot.h); otherwise by x */
+    bool split_bf16_activations;
 
     /* y (n, w.rows) = x (n, w.cols) · wᵀ */
     void (*matmul)(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w);
@@ -92,7 +96,13 @@ typedef struct cpu_ops {
 
 const cpu_ops *cpu_ops_ref(void);
 const cpu_ops *cpu_ops_fast(void);
-/* The fastest table this CPU supports. */
+/* cpu_ops_fast's table with kernels/cpu/bf16dot.c's matmul for bf16 weights
+ * ("avx512bf16"), or the same kernel emulated over SIMDe
+ * ("avx512bf16-emulated": slow, for checking its numbers on any CPU). */
+const cpu_ops *cpu_ops_avx512bf16(bool emulated);
+/* The fastest table this CPU supports, unless $FACET_CPU_KERNELS names one:
+ * reference, avx2, avx512bf16 (where the CPU has it) or avx512bf16-emulated.
+ * A name the CPU cannot run is refused on stderr, once, and the default used. */
 const cpu_ops *cpu_ops_select(void);
 /* Whether this CPU runs the AVX2 + FMA kernels (ops_fast.c, sample.c, quant_fast.c). */
 bool cpu_has_avx2_fma(void);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/bf16dot.h"
 #include "common/alloc.h"
 #include "kernels/cpu/ops_common.h"
 #include "kernels/cpu/vec_math.h"
@@ -434,6 +435,30 @@ static const cpu_ops k_fast_ops = {
     .kv_write = NULL, /* filled from the reference: a copy has nothing to gain */
     .attention = fast_attention,
 };
+
+/* The AVX512_BF16 tables: bf16 weights go to bf16dot.c, the rest as above */
+static void bf16dot_native_matmul(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) {
+    if (w->dtype == DTYPE_BF16) bf16dot_matmul_native(tp, y, x, n, w->data, w->rows, w->cols);
+    else fast_matmul(tp, y, x, n, w);
+}
+
+static void bf16dot_emulated_matmul(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) {
+    if (w->dtype == DTYPE_BF16) bf16dot_matmul_emulated(tp, y, x, n, w->data, w->rows, w->cols);
+    else fast_matmul(tp, y, x, n, w);
+}
+
+const cpu_ops *cpu_ops_avx512bf16(bool emulated) {
+    static cpu_ops native, emu;
+    cpu_ops *t = emulated ? &emu : &native;
+    if (!t->name) {
+        cpu_ops o = *cpu_ops_fast();
+        o.name = emulated ? "avx512bf16-emulated" : "avx512bf16";
+        o.split_bf16_activations = true;
+        o.matmul = emulated ? bf16dot_emulated_matmul : bf16dot_native_matmul;
+        *t = o;
+    }
+    return t;
+}
 
 const cpu_ops *cpu_ops_fast(void) {
     static cpu_ops ops;

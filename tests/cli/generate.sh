@@ -80,4 +80,25 @@ FACET_HOME=$WORK/home "$FACET" generate --prompt "Hello" --max-tokens 4 >/dev/nu
 check "and reused the second time" bash -c "! grep -q 'making' '$WORK/default2.err'"
 
 check "facet info runs" "$FACET" info
+
+# $FACET_CPU_KERNELS: the AVX512_BF16 matmul, emulated (SIMDe) on any CPU,
+# gives the avx2 kernels' first logits within its 16-bit split of the
+# activations (1e-4 of the largest: tests/unit/test_hf_logits.c sees 3e-5
+# against HF); a name this CPU cannot run is refused and the default used
+FACET_CPU_KERNELS=avx512bf16-emulated first_logits "$m" "$WORK/emu-logits.json"
+check "avx512bf16-emulated kernels: logits within 1e-4 of the avx2 ones" python3 - "$WORK/bf16-logits.json" "$WORK/emu-logits.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["logits"][0] for p in sys.argv[1:3])
+worst = max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)
+print(f"ok: {len(b)} logits within {worst:.1e} (relative to the largest)")
+assert len(a) == len(b) > 0 and worst < 1e-4, worst
+PY
+same "facet info names the chosen kernels" "$(FACET_CPU_KERNELS=avx512bf16-emulated "$FACET" info | sed -n 's/^cpu kernels: \([^ ]*\).*/\1/p')" avx512bf16-emulated
+FACET_CPU_KERNELS=bogus "$FACET" info >"$WORK/info.out" 2>"$WORK/info.err"
+check "an unknown FACET_CPU_KERNELS is refused, naming the choices" grep -q "FACET_CPU_KERNELS=bogus: choose reference, avx2, avx512bf16 or avx512bf16-emulated" "$WORK/info.err"
+check "and the default used" grep -q "^cpu kernels: avx2" "$WORK/info.out"
+if ! "$FACET" info | grep -q "avx512bf16 yes"; then
+    FACET_CPU_KERNELS=avx512bf16 "$FACET" info >"$WORK/info.out" 2>"$WORK/info.err"
+    check "avx512bf16 on a CPU without it is refused" grep -q "FACET_CPU_KERNELS=avx512bf16: this CPU cannot run them; using avx2" "$WORK/info.err"
+fi
 finish

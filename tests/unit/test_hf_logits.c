@@ -6,7 +6,9 @@
  *     token: max |Δ| <= 1e-3 * max |logit|;
  *   - 32 greedy tokens identical;
  * and the same from the fixture's model.gguf where it has one (the same
- * weights in llama.cpp's layout: names, norms stored as 1 + w, metadata). */
+ * weights in llama.cpp's layout: names, norms stored as 1 + w, metadata),
+ * and with the AVX512_BF16 matmul (activations rounded to bf16, emulated
+ * over SIMDe here whatever the CPU) on the bf16 checkpoints. */
 #include "check.h"
 #include "fixture.h"
 #include "kernels/cpu/sample.h"
@@ -61,27 +63,38 @@ static void check_prompt(engine *e, const fixture *f, const fixture_prompt *p, c
 
 int main(int argc, char **argv) {
     CHECK(argc > 1, "usage: test_hf_logits FIXTURE_DIR...");
-    const cpu_ops *tables[2] = {cpu_ops_ref(), cpu_ops_select()};
     for (int a = 1; a < argc; a++) {
         fixture f;
         errbuf err;
         bool ok = fixture_open(&f, argv[a], &err);
         CHECK(ok, "%s", err.msg);
         if (!ok) continue;
-        /* the safetensors checkpoint with both op tables; model.gguf, where the
-         * fixture has one (tests/reference/make_gguf_from_hf.py), with the fast ops */
+        /* the safetensors checkpoint with the reference, the fast ops and (bf16
+         * weights) the emulated AVX512_BF16 ones; model.gguf, where the fixture has
+         * one (tests/reference/make_gguf_from_hf.py), with the fast ops */
         char gguf[CHECKPOINT_PATH_MAX];
         checkpoint_path(argv[a], "model.gguf", gguf, sizeof gguf);
-        bool has_gguf = model_path_is_gguf(gguf);
-        for (int t = 0; t < (has_gguf ? 3 : 2); t++) {
-            const char *model = t < 2 ? argv[a] : gguf;
-            engine *e = fixture_engine(model, tables[t < 2 ? t : 1], 64, BLOCK, &err);
-            CHECK(e != NULL, "%s: %s", model, err.msg);
+        struct {
+            const char *model;
+            const cpu_ops *ops;
+            bool gguf;
+        } runs[4] = {{argv[a], cpu_ops_ref(), false}, {argv[a], cpu_ops_select(), false}};
+        int n_runs = 2;
+        if (model_path_is_gguf(gguf)) runs[n_runs++] = (typeof(runs[0])){gguf, cpu_ops_select(), true};
+        runs[n_runs++] = (typeof(runs[0])){argv[a], cpu_ops_avx512bf16(true), false};
+        for (int t = 0; t < n_runs; t++) {
+            engine *e = fixture_engine(runs[t].model, runs[t].ops, 64, BLOCK, &err);
+            CHECK(e != NULL, "%s: %s", runs[t].model, err.msg);
             if (!e) continue;
             CHECK(engine_weights(e)->cfg.vocab_size == f.vocab, "vocab size");
-            char what[256];
             const char *base = strrchr(argv[a], '/') ? strrchr(argv[a], '/') + 1 : argv[a];
-            snprintf(what, sizeof what, "%s%s (%s ops)", base, t < 2 ? "" : " GGUF", tables[t < 2 ? t : 1]->name);
+            if (runs[t].ops->split_bf16_activations && engine_weights(e)->layers[0].q.dtype != DTYPE_BF16) {
+                printf("  %-32s not run with %s ops: its weights are not bf16\n", base, runs[t].ops->name);
+                engine_free(e);
+                continue;
+            }
+            char what[256];
+            snprintf(what, sizeof what, "%s%s (%s ops)", base, runs[t].gguf ? " GGUF" : "", runs[t].ops->name);
             for (int i = 0; i < f.n_prompts; i++) check_prompt(e, &f, &f.prompts[i], what);
             engine_free(e);
         }

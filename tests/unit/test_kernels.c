@@ -10,6 +10,7 @@
 #include "random_data.h"
 #include "common/numeric.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/bf16dot.h"
 
 #define TOL 1e-5
 
@@ -25,32 +26,39 @@ static weight_matrix random_weights(dtype dt, int R, int C, float *wf, bf16_t **
     return (weight_matrix){dt, R, C, *wb};
 }
 
-static void test_matmul(dtype dt) {
-    const int ns[] = {1, 2, 3, 4, 5, 8, 17, 40}, rows[] = {1, 3, 64, 67, 130}, cols[] = {1, 7, 8, 16, 33, 256, 4105};
+/* ops' matmul against the reference's; a table that splits x into two bf16
+ * for bf16 weights (the AVX512_BF16 kernel) against the reference on the
+ * x it multiplies by, hi + lo */
+static void test_matmul(const cpu_ops *ops, dtype dt) {
+    const int ns[] = {1, 2, 3, 4, 5, 8, 17, 40}, rows[] = {1, 3, 64, 67, 130}, cols[] = {1, 7, 8, 16, 33, 64, 97, 256, 4105};
     for (size_t a = 0; a < 8; a++)
         for (size_t b = 0; b < 5; b++)
-            for (size_t c = 0; c < 7; c++) {
+            for (size_t c = 0; c < 9; c++) {
                 int n = ns[a], R = rows[b], C = cols[c];
                 float *x = randv((size_t)n * C), *wf = randv((size_t)R * C);
                 bf16_t *wb = NULL;
                 weight_matrix w = random_weights(dt, R, C, wf, &wb);
                 float *y0 = nanv((size_t)n * R), *y1 = nanv((size_t)n * R);
-                ref->matmul(NULL, y0, x, n, &w);
-                fast->matmul(tp, y1, x, n, &w);
+                float *xr = malloc((size_t)n * C * sizeof *xr);
+                bool split = ops->split_bf16_activations && dt == DTYPE_BF16;
+                for (size_t i = 0; i < (size_t)n * C; i++) xr[i] = split ? bf16dot_split_value(x[i]) : x[i];
+                ref->matmul(NULL, y0, xr, n, &w);
+                free(xr);
+                ops->matmul(tp, y1, x, n, &w);
                 /* fp32 sums of C terms in another order drift by ~sqrt(C) ulps */
                 double tol = TOL * (C > 256 ? sqrt(C / 256.0) : 1.0);
                 double d = rel_max_diff(y1, y0, (size_t)n * R);
-                CHECK(d <= tol, "matmul %s n=%d rows=%d cols=%d: rel diff %.3g", dtype_name(dt), n, R, C, d);
+                CHECK(d <= tol, "matmul %s (%s) n=%d rows=%d cols=%d: rel diff %.3g", dtype_name(dt), ops->name, n, R, C, d);
                 /* Bitwise batch invariance: each row of the batch (the prefill GEMM's panels and
                  * the rows left after them) equals the same row computed alone (the decode GEMV).
                  * The engine relies on it for identical tokens whatever else shares a step. */
                 int differ = -1;
                 for (int i = 0; i < n && differ < 0; i++) {
-                    fast->matmul(tp, y0, x + (size_t)i * C, 1, &w);
+                    ops->matmul(tp, y0, x + (size_t)i * C, 1, &w);
                     if (memcmp(y0, y1 + (size_t)i * R, (size_t)R * sizeof *y0) != 0) differ = i;
                 }
-                CHECK(differ < 0, "matmul %s n=%d rows=%d cols=%d: row %d differs from the same row alone",
-                      dtype_name(dt), n, R, C, differ);
+                CHECK(differ < 0, "matmul %s (%s) n=%d rows=%d cols=%d: row %d differs from the same row alone",
+                      dtype_name(dt), ops->name, n, R, C, differ);
                 free(x), free(wf), free(wb), free(y0), free(y1);
             }
 }
@@ -187,8 +195,13 @@ int main(void) {
     tp = threadpool_create(3);
     printf("fast ops: %s\n", fast->name);
     CHECK(fast != ref, "this CPU has no fast ops (no AVX2/FMA): the comparison would be vacuous");
-    test_matmul(DTYPE_F32);
-    test_matmul(DTYPE_BF16);
+    test_matmul(fast, DTYPE_F32);
+    test_matmul(fast, DTYPE_BF16);
+    /* the AVX512_BF16 kernel: emulated here whatever the CPU, natively where it runs */
+    test_matmul(cpu_ops_avx512bf16(true), DTYPE_BF16);
+    if (cpu_has_avx512bf16()) test_matmul(cpu_ops_avx512bf16(false), DTYPE_BF16);
+    printf("avx512bf16 matmul: emulated checked; native %s\n",
+           cpu_has_avx512bf16() ? "checked" : "not run (this CPU has no AVX512_BF16)");
     test_rowwise();
     test_rope();
     test_embed();
