@@ -181,8 +181,18 @@ static void rooflines(const engine *e, bench_point *pts, int n, double gbs, doub
     }
 }
 
+/* The CPU kernels' arithmetic ceiling: the AVX512_BF16 kernel's dot
+ * products (two per product: hi and lo, kernels/cpu/bf16dot.h), or AVX2 FMAs */
+static bool cpu_ceiling_is_bf16dot(const engine *e) { return strcmp(engine_ops_name(e), "avx512bf16") == 0; }
+
+/* What the two ceilings measure (which 0: bytes, 1: FLOPs) */
+static const char *ceiling_names(const engine *e, int which) {
+    if (engine_device_kind(e) == ENGINE_CUDA) return which ? "bf16 GEMM (cuBLASLt)" : "device copy";
+    return which ? cpu_ceiling_is_bf16dot(e) ? "bf16 dot products (vdpbf16ps, hi + lo)" : "fp32 FMA" : "CPU read";
+}
+
 /* The two ceilings: device copy bandwidth and GEMM rate (CUDA), or the CPU's
- * read bandwidth and FMA rate. */
+ * read bandwidth and FMA (or bf16 dot-product) rate. */
 static bool measure_ceilings(const engine *e, const engine_options *eo, double *gbs, double *tflops, errbuf *err) {
     if (engine_device_kind(e) == ENGINE_CUDA) {
         char why[ERRBUF_LEN];
@@ -195,7 +205,7 @@ static bool measure_ceilings(const engine *e, const engine_options *eo, double *
     }
     threadpool *tp = threadpool_create(engine_threads(e));
     *gbs = cpu_read_bandwidth_gbs(tp, (size_t)512 << 20, 5);
-    *tflops = cpu_fma_gflops(tp) / 1e3;
+    *tflops = (cpu_ceiling_is_bf16dot(e) ? cpu_bf16dot_gflops(tp) / 2 : cpu_fma_gflops(tp)) / 1e3;
     threadpool_free(tp);
     return true;
 }
@@ -203,9 +213,8 @@ static bool measure_ceilings(const engine *e, const engine_options *eo, double *
 static void print_table(const bench_opts *o, const engine *e, const char *what, const bench_point *pts, int n,
                         double gbs, double tflops) {
     printf("facet bench model: %s, %s, T=1\n", what, engine_ops_name(e));
-    printf("ceilings (measured): %.0f GB/s %s, %.1f TFLOP/s %s; weights %.2f GB\n", gbs,
-           engine_device_kind(e) == ENGINE_CUDA ? "device copy" : "CPU read", tflops,
-           engine_device_kind(e) == ENGINE_CUDA ? "bf16 GEMM (cuBLASLt)" : "fp32 FMA", engine_weight_bytes(e) / 1e9);
+    printf("ceilings (measured): %.0f GB/s %s, %.3g TFLOP/s %s; weights %.2f GB\n", gbs, ceiling_names(e, 0), tflops,
+           ceiling_names(e, 1), engine_weight_bytes(e) / 1e9);
     printf("%-8s %8s %8s %10s %11s %14s %9s\n", "phase", "size", "context", "ms/step", "tok/s", "roofline tok/s",
            "% roof");
     for (int i = 0; i < n; i++)
@@ -457,7 +466,8 @@ int bench_latency_main(int argc, char **argv) {
         } else {
             printf("facet bench latency: %s, %s; batch %d, %d prompt tokens, %d decode steps, %d iterations\n", what,
                    engine_ops_name(e), batch, in, out, iters);
-            printf("ceilings (measured): %.0f GB/s, %.1f TFLOP/s\n", gbs, tflops);
+            printf("ceilings (measured): %.0f GB/s %s, %.3g TFLOP/s %s\n", gbs, ceiling_names(e, 0), tflops,
+                   ceiling_names(e, 1));
             printf("%-22s %10s %10s %10s %14s %8s\n", "", "median ms", "p90 ms", "p99 ms", "roofline ms", "% roof");
             printf("%-22s %10.3f %10.3f %10.3f %14.3f %7.1f%%\n", "prefill (whole batch)", ps.median, ps.p90, ps.p99,
                    p_floor, 100 * p_floor / ps.median);

@@ -42,6 +42,9 @@ int cmd_info(int argc, char **argv) {
         double gbs = cpu_read_bandwidth_gbs(tp, (size_t)1 << 30, 5);
         printf("memory read bandwidth: %.1f GB/s (%d threads, best of 5 passes over 1 GiB)\n", gbs, threadpool_size(tp));
         printf("fp32 FMA rate: %.1f GFLOP/s (%d threads, AVX2, registers only)\n", cpu_fma_gflops(tp), threadpool_size(tp));
+        if (cpu_has_avx512bf16())
+            printf("bf16 dot-product rate: %.1f GFLOP/s (%d threads, vdpbf16ps, registers only; the avx512bf16 kernels take two per product)\n",
+                   cpu_bf16dot_gflops(tp), threadpool_size(tp));
         threadpool_free(tp);
     }
     return 0;
