@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh — everything a GPU machine can tell us, in one go (~30 s
-# on an H200): every CUDA kernel against its CPU reference (gpu_check), the
+# on an H200): the host CPU's kernels (the AVX512_BF16 one where that CPU has
+# it, against AVX2), every CUDA kernel against its CPU reference (gpu_check), the
 # CUDA engine against the CPU engine on the HF fixtures, TP=2 on this one GPU
 # with host-staged Gloo all-reduce, TP=2 and 4 over CUDA IPC and TP=1 over
 # NCCL, the device all-reduce's latency (bench comm --device cuda), then the
@@ -55,6 +56,16 @@ say "$("$bin/facet" info 2>&1 | head -5)"
 export FACET_HOME=$log_dir/facet-home # the built-in tiny model is made here
 fx=$root/tests/fixtures/hf
 
+# the host CPU's kernels: the GPU machines' CPUs may have AVX512_BF16, which the development VMs hide, so
+# the native bf16dot kernel is checked (test_kernels runs it where the CPU has it) and timed against AVX2 here
+kernels_bin=$bin/test_kernels
+[ -x "$kernels_bin" ] || kernels_bin=$bin/tests/test_kernels
+step "CPU kernels vs reference (host CPU)" 120 "$kernels_bin"
+if "$bin/facet" info | grep -q "avx512bf16 yes"; then
+    for k in avx2 avx512bf16; do
+        step "bench matmul, $k (host CPU)" 120 bash -o pipefail -c "FACET_CPU_KERNELS=$k '$bin/facet' bench matmul --preset 2b --batch 1,4,64,512 --reps 5 --threads 8 | tee '$log_dir/matmul-$k.txt'"
+    done
+fi
 step "kernels + engine vs CPU" 180 "$bin/gpu_check" --model "$fx/mqa-bf16" --model "$fx/mha-bf16" --model "$fx/mqa-f32" --model "$fx/mha-f32"
 step "generate: cuda vs cpu" 90 bash -c "
     '$bin/facet' generate --device cpu  --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/gen-cpu.json' &&
@@ -98,6 +109,7 @@ say ""
 say "== kernel table (gpu_check)"
 sed -n '/^ceilings:/,/^gpu_check: [0-9]* passed/p' "$log" | tee -a "$log.tail" >/dev/null
 for preset in 2b 7b 2b-hostlogits 7b-hostlogits 7b-nographs; do [ -f "$log_dir/bench-$preset.txt" ] && cat "$log_dir/bench-$preset.txt" >>"$log.tail"; done
+for f in "$log_dir"/matmul-*.txt; do [ -f "$f" ] && grep -E "^facet bench|layer" "$f" >>"$log.tail"; done
 for f in "$log_dir"/comm-*.txt; do [ -f "$f" ] && cat "$f" >>"$log.tail"; done
 {
     echo
