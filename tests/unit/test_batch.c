@@ -1,8 +1,12 @@
 /* Batching invariance: several sequences of different lengths in one step
  * (prompts whole, in chunks, or mixed with decode tokens, over scattered KV
  * blocks) give the logits each gives alone -- bitwise: every kernel sums
- * each output in the same order whatever the batch (kernels/cpu/ops_fast.c),
- * so batching can never change a sampled token. */
+ * each output in the same order whatever the batch (kernels/cpu/ops_fast.c,
+ * and bf16dot.c, which tests/CMakeLists.txt runs this with), so batching can
+ * never change a sampled token. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "check.h"
 #include "fixture.h"
 
@@ -22,6 +26,11 @@ int main(int argc, char **argv) {
     engine *e = fixture_engine(argv[1], NULL, n * BLOCKS_PER_SEQ, BLOCK, &err);
     CHECK(e != NULL, "%s", err.msg);
     if (!e) return CHECK_RESULT();
+    /* the table cpu_ops_select chose; CMake runs this again with FACET_CPU_KERNELS set */
+    const char *want = getenv("FACET_CPU_KERNELS");
+    printf("cpu kernels: %s\n", engine_ops_name(e));
+    if (want && *want)
+        CHECK(strcmp(engine_ops_name(e), want) == 0, "FACET_CPU_KERNELS=%s, but the engine runs %s", want, engine_ops_name(e));
 
     /* each sequence gets every n-th block, interleaved with the others' */
     int32_t tables[MAX_PROMPTS][BLOCKS_PER_SEQ];
