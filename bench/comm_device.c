@@ -74,19 +74,6 @@ static void dev_usage(FILE *f) {
             DEV_MAX_RANKS);
 }
 
-static bool dev_parse_number(const char *name, const char *text, size_t lo, size_t hi, size_t *out) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = text && *text != '-' ? strtoull(text, &end, 10) : 0;
-    if (!text || end == text || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "facet bench comm: --%s wants a whole number in %zu..%zu, got \"%s\"\n", name, lo, hi,
-                text ? text : "");
-        return false;
-    }
-    *out = (size_t)v;
-    return true;
-}
-
 /* Returns -1 to run, else the exit status. argv holds no --device (the caller took it). */
 static int dev_parse(int argc, char **argv, dev_options *o) {
     *o = (dev_options){.backend = COMM_MODE_IPC, .ranks = 2, .iters = 50, .warmup = 10, .min_bytes = 2048,
@@ -102,18 +89,18 @@ static int dev_parse(int argc, char **argv, dev_options *o) {
             ok = comm_mode_parse(value, &o->backend) && o->backend != COMM_MODE_AUTO && strcmp(value, "gloo") != 0;
             if (!ok) fprintf(stderr, "facet bench comm: --backend wants ipc, nccl or host, got \"%s\"\n", value ? value : "");
         } else if (strcmp(name, "--ranks") == 0) {
-            ok = dev_parse_number("ranks", value, 1, DEV_MAX_RANKS, &v);
+            ok = bench_comm_parse_size("ranks", value, 1, DEV_MAX_RANKS, &v);
             o->ranks = (int)v;
         } else if (strcmp(name, "--iters") == 0) {
-            ok = dev_parse_number("iters", value, 1, 100000, &v);
+            ok = bench_comm_parse_size("iters", value, 1, 100000, &v);
             o->iters = (int)v;
         } else if (strcmp(name, "--warmup") == 0) {
-            ok = dev_parse_number("warmup", value, 0, 100000, &v);
+            ok = bench_comm_parse_size("warmup", value, 0, 100000, &v);
             o->warmup = (int)v;
         } else if (strcmp(name, "--min-bytes") == 0) {
-            ok = dev_parse_number("min-bytes", value, 4, (size_t)1 << 30, &o->min_bytes);
+            ok = bench_comm_parse_size("min-bytes", value, 4, (size_t)1 << 30, &o->min_bytes);
         } else if (strcmp(name, "--max-bytes") == 0) {
-            ok = dev_parse_number("max-bytes", value, 4, (size_t)1 << 30, &o->max_bytes);
+            ok = bench_comm_parse_size("max-bytes", value, 4, (size_t)1 << 30, &o->max_bytes);
         } else {
             fprintf(stderr, "facet bench comm: unknown option %s (see --device cuda --help)\n", name);
             return 2;

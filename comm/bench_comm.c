@@ -71,8 +71,7 @@ static void bench_usage(FILE *f) {
             BENCH_MAX_RANKS);
 }
 
-/* Parses a whole decimal number in [lo, hi]. */
-static bool bench_parse_size(const char *name, const char *text, size_t lo, size_t hi, size_t *out) {
+bool bench_comm_parse_size(const char *name, const char *text, size_t lo, size_t hi, size_t *out) {
     char *end = NULL;
     errno = 0;
     unsigned long long v = text && *text != '-' ? strtoull(text, &end, 10) : 0;
@@ -87,7 +86,7 @@ static bool bench_parse_size(const char *name, const char *text, size_t lo, size
 
 static bool bench_parse_int(const char *name, const char *text, int lo, int hi, int *out) {
     size_t v = 0;
-    if (!bench_parse_size(name, text, (size_t)lo, (size_t)hi, &v)) return false;
+    if (!bench_comm_parse_size(name, text, (size_t)lo, (size_t)hi, &v)) return false;
     *out = (int)v;
     return true;
 }
@@ -108,8 +107,8 @@ static bool bench_parse_option(int argc, char **argv, int *i, bench_options *o) 
     if (strcmp(name, "ranks") == 0) return bench_parse_int(name, value, 1, BENCH_MAX_RANKS, &o->ranks);
     if (strcmp(name, "iters") == 0) return bench_parse_int(name, value, 1, 100000, &o->iters);
     if (strcmp(name, "warmup") == 0) return bench_parse_int(name, value, 0, 100000, &o->warmup);
-    if (strcmp(name, "min-bytes") == 0) return bench_parse_size(name, value, 4, (size_t)1 << 30, &o->min_bytes);
-    if (strcmp(name, "max-bytes") == 0) return bench_parse_size(name, value, 4, (size_t)1 << 30, &o->max_bytes);
+    if (strcmp(name, "min-bytes") == 0) return bench_comm_parse_size(name, value, 4, (size_t)1 << 30, &o->min_bytes);
+    if (strcmp(name, "max-bytes") == 0) return bench_comm_parse_size(name, value, 4, (size_t)1 << 30, &o->max_bytes);
     if (strcmp(name, "algorithm") == 0) {
         if (comm_gloo_algorithm_parse(value, &o->algorithm)) return true;
         fprintf(stderr, "facet bench comm: unknown --algorithm \"%s\" (see --help)\n", value ? value : "");
