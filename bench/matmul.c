@@ -5,7 +5,8 @@
  *
  * Each shape is timed over copies of its matrix that together exceed the L3
  * (COPIES_BYTES), one copy per pass, made as the engine's random weights are
- * (weights_random_matrix: on huge pages), so weights come from memory as they
+ * (weights_random_matrix: on huge pages, in the layout the table's matmul
+ * reads, cpu_ops.bf16_layout), so weights come from memory as they
  * do in a model; the figure is the median pass. GFLOP/s counts 2 per weight per
  * row; GB/s is weight bytes read per second (what bounds small batches).
  * "layer" is the seven layer shapes together, as one layer of the model runs
@@ -49,8 +50,10 @@ static double time_shape(const cpu_ops *ops, threadpool *tp, const shape *s, int
     weight_matrix *w = xcalloc((size_t)copies, sizeof *w);
     bool fit = true;
     errbuf err;
-    for (int c = 0; c < copies && fit; c++)
-        fit = weights_random_matrix(&w[c], s->rows, s->cols, splitmix64_next(state), &err);
+    size_t padding = 0;
+    for (int c = 0; c < copies && fit; c++) /* in the layout the engine would give them */
+        fit = weights_random_matrix(&w[c], s->rows, s->cols, splitmix64_next(state), &err) &&
+              weight_matrix_set_layout(&w[c], ops->bf16_layout, &padding, &err);
     if (!fit) {
         for (int c = 0; c < copies; c++) free((void *)w[c].data);
         free(w);

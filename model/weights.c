@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "common/numeric.h"
+#include "kernels/cpu/panels.h"
 #include "kernels/cpu/quant.h"
 #include "common/rng.h"
 
@@ -257,6 +258,32 @@ bool weights_random(model_weights *w, const gemma_config *cfg, int rank, int tp,
              random_matrix(&lw->down, d, t->ffn_size, seed, id + 6, b, err);
     }
     if (!ok) weights_free(w);
+    return ok;
+}
+
+bool weight_matrix_set_layout(weight_matrix *m, weight_layout layout, size_t *bytes, errbuf *err) {
+    if (m->layout == layout || !m->data || layout != WEIGHT_PANELS || !panels_fit(m->dtype, m->cols)) return true;
+    size_t size = panels_bytes(m->rows, m->cols);
+    bf16_t *dst = alloc_aligned(size);
+    if (!dst)
+        return errbuf_set(err, "out of memory: a %d x %d matrix needs %zu MiB in the matmul's layout", m->rows, m->cols,
+                          size >> 20);
+    panels_pack(dst, m->data, m->rows, m->cols);
+    free((void *)m->data);
+    m->data = dst;
+    m->layout = WEIGHT_PANELS;
+    *bytes += size - (size_t)m->rows * m->cols * sizeof *dst; /* the last group's padding rows */
+    return true;
+}
+
+/* One matrix at a time, so loading needs at most one matrix more than the weights */
+bool weights_set_layout(model_weights *w, weight_layout layout, errbuf *err) {
+    bool ok = weight_matrix_set_layout(&w->embed, layout, &w->bytes, err);
+    for (int l = 0; ok && w->layers && l < w->cfg.num_layers; l++) {
+        layer_weights *lw = &w->layers[l];
+        weight_matrix *m[] = {&lw->q, &lw->k, &lw->v, &lw->o, &lw->gate, &lw->up, &lw->down};
+        for (size_t i = 0; ok && i < sizeof m / sizeof *m; i++) ok = weight_matrix_set_layout(m[i], layout, &w->bytes, err);
+    }
     return ok;
 }
 

@@ -44,6 +44,12 @@ bool weights_load(model_weights *w, const checkpoint *ck, int tp_rank, int tp_si
  * (benchmarks): matrices uniform in [-0.02, 0.02), norm weights 0 (so 1 + w = 1). */
 bool weights_random(model_weights *w, const gemma_config *cfg, int tp_rank, int tp_size, uint64_t seed, errbuf *err);
 void weights_free(model_weights *w);
+/* The bf16 matrices in the layout a CPU kernel table reads fastest
+ * (cpu_ops.bf16_layout; kernels/cpu/panels.h), each converted in place;
+ * matrices the layout does not fit stay as they are. *bytes / w->bytes grow
+ * by any padding. */
+bool weights_set_layout(model_weights *w, weight_layout layout, errbuf *err);
+bool weight_matrix_set_layout(weight_matrix *m, weight_layout layout, size_t *bytes, errbuf *err);
 /* One random bf16 matrix as weights_random makes them, on huge pages like
  * every weight buffer (benchmarks of the matrix kernel); free() its data. */
 bool weights_random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, errbuf *err);

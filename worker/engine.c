@@ -167,6 +167,10 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
     c = &e->w.cfg; /* the caller's copy is gone */
     e->ops = opt->ops ? opt->ops : cpu_ops_select();
     e->tp = threadpool_create(opt->n_threads);
+    if (!weights_set_layout(&e->w, e->ops->bf16_layout, err)) {
+        engine_free(e);
+        return NULL;
+    }
     int hd = c->head_dim;
     e->inv_freq = xmalloc((size_t)hd / 2 * sizeof *e->inv_freq);
     e->inv_freq_local = xmalloc((size_t)hd / 2 * sizeof *e->inv_freq_local);

@@ -8,9 +8,10 @@
  * start-up (cpu_ops_select), so a backend is a table of function pointers.
  *
  * Shapes: activations are row-major fp32, one row per token. Weight
- * matrices are (rows = out_features, cols = in_features) row-major as in HF
- * checkpoints, bf16 or fp32, or GGUF's quantized blocks (each row cols /
- * block elements blocks; kernels/cpu/quant.h computes with them). */
+ * matrices are (rows = out_features, cols = in_features), bf16 or fp32
+ * row-major as in HF checkpoints (or bf16 in the AVX2 kernels' panels,
+ * kernels/cpu/panels.h), or GGUF's quantized blocks (each row cols / block
+ * elements blocks; kernels/cpu/quant.h computes with them). */
 #ifndef FACET_KERNELS_CPU_OPS_H
 #define FACET_KERNELS_CPU_OPS_H
 
@@ -20,10 +21,19 @@
 #include "common/threadpool.h"
 #include "common/dtype.h"
 
+/* How a matrix's elements lie in memory. Checkpoints give WEIGHT_ROWS; the
+ * engine converts bf16 matrices at load to the layout its op table's matmul
+ * reads fastest (cpu_ops.bf16_layout). */
+typedef enum weight_layout {
+    WEIGHT_ROWS = 0, /* (rows, cols) row-major */
+    WEIGHT_PANELS,   /* bf16 only: groups of 16 rows, column pairs interleaved (kernels/cpu/panels.h) */
+} weight_layout;
+
 typedef struct weight_matrix {
     dtype dtype; /* DTYPE_BF16, DTYPE_F32 or a quantized type (DTYPE_Q8_0, ...) */
     int rows, cols;
-    const void *data; /* (rows, cols) */
+    const void *data; /* (rows, cols), laid out as layout says */
+    weight_layout layout;
 } weight_matrix;
 
 /* One sequence's part of a batch, for attention. */
@@ -58,6 +68,9 @@ typedef struct cpu_ops {
     /* matmul multiplies bf16 weights by x split into two bf16 (the
      * AVX512_BF16 tables: hi + lo, kernels/cpu/bf16dot.h); otherwise by x */
     bool split_bf16_activations;
+    /* the layout its matmul wants bf16 weights in (any layout is computed
+     * correctly, this one fastest) */
+    weight_layout bf16_layout;
 
     /* y (n, w.rows) = x (n, w.cols) · wᵀ */
     void (*matmul)(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w);

@@ -6,9 +6,12 @@
 
 #include "common/numeric.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/panels.h"
 #include "kernels/cpu/quant.h"
 
+/* w[r][c] of a bf16 or f32 matrix, in either layout */
 static inline float weight_at(const weight_matrix *w, int r, int c) {
+    if (w->layout == WEIGHT_PANELS) return bf16_to_f32(((const bf16_t *)w->data)[panels_index(w->cols, r, c)]);
     size_t i = (size_t)r * w->cols + c;
     return w->dtype == DTYPE_BF16 ? bf16_to_f32(((const bf16_t *)w->data)[i]) : ((const float *)w->data)[i];
 }

@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/bf16dot.h"
+#include "kernels/cpu/panel_matmul.h"
 #include "common/alloc.h"
 #include "kernels/cpu/ops_common.h"
 #include "kernels/cpu/vec_math.h"
@@ -228,6 +229,10 @@ static void fast_matmul(threadpool *tp, float *y, const float *x, int n, const w
         quant_matmul_fast(tp, y, x, n, dtype_ggml_type(w->dtype), w->data, w->rows, w->cols);
         return;
     }
+    if (w->layout == WEIGHT_PANELS) { /* bf16 as the engine loads it (kernels/cpu/panel_matmul.c) */
+        panel_matmul(tp, y, x, n, w);
+        return;
+    }
     int per = w->rows / (4 * threadpool_size(tp));
     per = per < MATMUL_MIN_ROWS_PER_TASK ? MATMUL_MIN_ROWS_PER_TASK : per > MATMUL_MAX_ROWS_PER_TASK ? MATMUL_MAX_ROWS_PER_TASK : per;
     per = (per + 1) & ~1; /* even: the 4x2 tile takes rows in pairs */
@@ -426,6 +431,7 @@ static void fast_attention(threadpool *tp, float *out, const float *q, const kv_
 
 static const cpu_ops k_fast_ops = {
     .name = "avx2",
+    .bf16_layout = WEIGHT_PANELS,
     .matmul = fast_matmul,
     .rmsnorm = fast_rmsnorm,
     .rope = fast_rope,
@@ -436,14 +442,14 @@ static const cpu_ops k_fast_ops = {
     .attention = fast_attention,
 };
 
-/* The AVX512_BF16 tables: bf16 weights go to bf16dot.c, the rest as above */
+/* The AVX512_BF16 tables: row-major bf16 weights go to bf16dot.c, the rest as above */
 static void bf16dot_native_matmul(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) {
-    if (w->dtype == DTYPE_BF16) bf16dot_matmul_native(tp, y, x, n, w->data, w->rows, w->cols);
+    if (w->dtype == DTYPE_BF16 && w->layout == WEIGHT_ROWS) bf16dot_matmul_native(tp, y, x, n, w->data, w->rows, w->cols);
     else fast_matmul(tp, y, x, n, w);
 }
 
 static void bf16dot_emulated_matmul(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) {
-    if (w->dtype == DTYPE_BF16) bf16dot_matmul_emulated(tp, y, x, n, w->data, w->rows, w->cols);
+    if (w->dtype == DTYPE_BF16 && w->layout == WEIGHT_ROWS) bf16dot_matmul_emulated(tp, y, x, n, w->data, w->rows, w->cols);
     else fast_matmul(tp, y, x, n, w);
 }
 
@@ -454,6 +460,7 @@ const cpu_ops *cpu_ops_avx512bf16(bool emulated) {
         cpu_ops o = *cpu_ops_fast();
         o.name = emulated ? "avx512bf16-emulated" : "avx512bf16";
         o.split_bf16_activations = true;
+        o.bf16_layout = WEIGHT_ROWS;
         o.matmul = emulated ? bf16dot_emulated_matmul : bf16dot_native_matmul;
         *t = o;
     }

@@ -137,6 +137,7 @@ static void ref_attention(threadpool *tp, float *out, const float *q, const kv_l
 
 static const cpu_ops k_ref_ops = {
     .name = "reference",
+    .bf16_layout = WEIGHT_ROWS,
     .matmul = ref_matmul,
     .rmsnorm = ref_rmsnorm,
     .rope = ref_rope,

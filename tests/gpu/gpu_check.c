@@ -125,7 +125,7 @@ static void check_gemm_path(int n, int rows, int cols, bool cublas_only) {
     round_all(x, (size_t)n * cols);
     uint16_t *w = to_bf16(wf, (size_t)rows * cols);
     float *y = malloc((size_t)n * rows * 4), *ref = malloc((size_t)n * rows * 4);
-    weight_matrix wm = {DTYPE_BF16, rows, cols, w};
+    weight_matrix wm = {DTYPE_BF16, rows, cols, w, WEIGHT_ROWS};
     cpu_ops_fast()->matmul(pool, ref, x, n, &wm); /* tests/unit/test_kernels checks it against ops_ref */
     cuda_op_shape s = {.n = n, .rows = rows, .cols = cols, .cublas_only = cublas_only};
     errbuf err;
@@ -160,7 +160,7 @@ static void check_embed(int n, int vocab_rows, int d, int vocab_begin) {
         tok[i] = t < 0 ? 0 : t;
     }
     float *out = malloc((size_t)n * d * 4), *ref = malloc((size_t)n * d * 4);
-    weight_matrix wm = {DTYPE_BF16, vocab_rows, d, e};
+    weight_matrix wm = {DTYPE_BF16, vocab_rows, d, e, WEIGHT_ROWS};
     cpu_ops_ref()->embed(NULL, ref, tok, n, &wm, vocab_begin, 45.25f);
     cuda_op_shape s = {.n = n, .rows = vocab_rows, .cols = d, .vocab_begin = vocab_begin, .scale = 45.25f};
     errbuf err;

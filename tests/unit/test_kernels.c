@@ -11,6 +11,7 @@
 #include "common/numeric.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/bf16dot.h"
+#include "kernels/cpu/panels.h"
 
 #define TOL 1e-5
 
@@ -20,35 +21,57 @@ static threadpool *tp;
 
 /* w (R, C) of dtype dt over the fp32 values wf; bf16 ones go to *wb (freed by the caller) */
 static weight_matrix random_weights(dtype dt, int R, int C, float *wf, bf16_t **wb) {
-    if (dt != DTYPE_BF16) return (weight_matrix){dt, R, C, wf};
+    if (dt != DTYPE_BF16) return (weight_matrix){dt, R, C, wf, WEIGHT_ROWS};
     *wb = malloc((size_t)R * C * sizeof **wb);
     for (size_t i = 0; i < (size_t)R * C; i++) (*wb)[i] = f32_to_bf16(wf[i]);
-    return (weight_matrix){dt, R, C, *wb};
+    return (weight_matrix){dt, R, C, *wb, WEIGHT_ROWS};
+}
+
+/* The same bf16 matrix in panels (kernels/cpu/panels.h), in *wp (freed by the caller) */
+static weight_matrix in_panels(const weight_matrix *w, bf16_t **wp) {
+    *wp = malloc(panels_bytes(w->rows, w->cols));
+    panels_pack(*wp, w->data, w->rows, w->cols);
+    return (weight_matrix){DTYPE_BF16, w->rows, w->cols, *wp, WEIGHT_PANELS};
 }
 
 /* ops' matmul against the reference's; a table that splits x into two bf16
  * for bf16 weights (the AVX512_BF16 kernel) against the reference on the
- * x it multiplies by, hi + lo */
-static void test_matmul(const cpu_ops *ops, dtype dt) {
-    const int ns[] = {1, 2, 3, 4, 5, 8, 17, 40}, rows[] = {1, 3, 64, 67, 130}, cols[] = {1, 7, 8, 16, 33, 64, 97, 256, 4105};
-    for (size_t a = 0; a < 8; a++)
-        for (size_t b = 0; b < 5; b++)
-            for (size_t c = 0; c < 9; c++) {
+ * x it multiplies by, hi + lo. In WEIGHT_PANELS (bf16, even columns only)
+ * the table multiplies the packed copy, the reference the row-major one, and
+ * the reference on the packed copy must give the same bits (weight_at). */
+static void test_matmul(const cpu_ops *ops, dtype dt, weight_layout layout) {
+    const int ns[] = {1, 2, 3, 4, 5, 6, 8, 13, 40}, rows[] = {1, 3, 64, 67, 130},
+              cols[] = {1, 2, 7, 8, 16, 33, 64, 97, 256, 4098, 4105};
+    int nn = sizeof ns / sizeof *ns, nr = sizeof rows / sizeof *rows, nc = sizeof cols / sizeof *cols, done = 0;
+    for (int a = 0; a < nn; a++)
+        for (int b = 0; b < nr; b++)
+            for (int c = 0; c < nc; c++) {
                 int n = ns[a], R = rows[b], C = cols[c];
+                if (layout == WEIGHT_PANELS && !panels_fit(dt, C)) continue;
+                done++;
                 float *x = randv((size_t)n * C), *wf = randv((size_t)R * C);
-                bf16_t *wb = NULL;
-                weight_matrix w = random_weights(dt, R, C, wf, &wb);
+                bf16_t *wb = NULL, *wp = NULL;
+                weight_matrix w_rows = random_weights(dt, R, C, wf, &wb);
+                weight_matrix w = layout == WEIGHT_PANELS ? in_panels(&w_rows, &wp) : w_rows;
                 float *y0 = nanv((size_t)n * R), *y1 = nanv((size_t)n * R);
                 float *xr = malloc((size_t)n * C * sizeof *xr);
                 bool split = ops->split_bf16_activations && dt == DTYPE_BF16;
                 for (size_t i = 0; i < (size_t)n * C; i++) xr[i] = split ? bf16dot_split_value(x[i]) : x[i];
-                ref->matmul(NULL, y0, xr, n, &w);
+                ref->matmul(NULL, y0, xr, n, &w_rows);
+                if (layout == WEIGHT_PANELS) {
+                    float *yp = nanv((size_t)n * R);
+                    ref->matmul(NULL, yp, xr, n, &w);
+                    CHECK(memcmp(yp, y0, (size_t)n * R * sizeof *yp) == 0,
+                          "reference matmul n=%d rows=%d cols=%d: panels give other values than rows", n, R, C);
+                    free(yp);
+                }
                 free(xr);
                 ops->matmul(tp, y1, x, n, &w);
                 /* fp32 sums of C terms in another order drift by ~sqrt(C) ulps */
                 double tol = TOL * (C > 256 ? sqrt(C / 256.0) : 1.0);
                 double d = rel_max_diff(y1, y0, (size_t)n * R);
-                CHECK(d <= tol, "matmul %s (%s) n=%d rows=%d cols=%d: rel diff %.3g", dtype_name(dt), ops->name, n, R, C, d);
+                CHECK(d <= tol, "matmul %s%s (%s) n=%d rows=%d cols=%d: rel diff %.3g", dtype_name(dt),
+                      layout == WEIGHT_PANELS ? " panels" : "", ops->name, n, R, C, d);
                 /* Bitwise batch invariance: each row of the batch (the prefill GEMM's panels and
                  * the rows left after them) equals the same row computed alone (the decode GEMV).
                  * The engine relies on it for identical tokens whatever else shares a step. */
@@ -57,10 +80,11 @@ static void test_matmul(const cpu_ops *ops, dtype dt) {
                     ops->matmul(tp, y0, x + (size_t)i * C, 1, &w);
                     if (memcmp(y0, y1 + (size_t)i * R, (size_t)R * sizeof *y0) != 0) differ = i;
                 }
-                CHECK(differ < 0, "matmul %s (%s) n=%d rows=%d cols=%d: row %d differs from the same row alone",
-                      dtype_name(dt), ops->name, n, R, C, differ);
-                free(x), free(wf), free(wb), free(y0), free(y1);
+                CHECK(differ < 0, "matmul %s%s (%s) n=%d rows=%d cols=%d: row %d differs from the same row alone",
+                      dtype_name(dt), layout == WEIGHT_PANELS ? " panels" : "", ops->name, n, R, C, differ);
+                free(x), free(wf), free(wb), free(wp), free(y0), free(y1);
             }
+    CHECK(done > 0, "matmul: no shapes checked");
 }
 
 static void test_rowwise(void) {
@@ -118,22 +142,32 @@ static void test_rope(void) {
         }
 }
 
+/* f32, bf16 rows (odd width), bf16 panels (even width: the LM head as the engine loads it) */
 static void test_embed(void) {
-    int V = 50, d = 37;
+    int V = 50, d = 38;
     float *e = randv((size_t)V * d);
-    bf16_t *eb = malloc((size_t)V * d * sizeof *eb);
+    bf16_t *eb = malloc((size_t)V * d * sizeof *eb), *ep = malloc(panels_bytes(V, d));
     for (int i = 0; i < V * d; i++) eb[i] = f32_to_bf16(e[i]);
+    panels_pack(ep, eb, V, d);
     int32_t toks[6] = {0, 49, 60, 75, 10, 99}; /* the slice [50, 100) holds only some */
-    for (int pass = 0; pass < 2; pass++) {
-        weight_matrix w = {pass ? DTYPE_BF16 : DTYPE_F32, V, d, pass ? (void *)eb : (void *)e};
-        float *y0 = nanv(6 * (size_t)d), *y1 = nanv(6 * (size_t)d);
+    for (int pass = 0; pass < 3; pass++) {
+        weight_matrix w = pass == 0   ? (weight_matrix){DTYPE_F32, V, d, e, WEIGHT_ROWS}
+                          : pass == 1 ? (weight_matrix){DTYPE_BF16, V, d - 1, eb, WEIGHT_ROWS}
+                                      : (weight_matrix){DTYPE_BF16, V, d, ep, WEIGHT_PANELS};
+        int dc = w.cols;
+        float *y0 = nanv(6 * (size_t)dc), *y1 = nanv(6 * (size_t)dc);
         ref->embed(NULL, y0, toks, 6, &w, 50, 6.0f);
         fast->embed(tp, y1, toks, 6, &w, 50, 6.0f);
-        CHECK(rel_max_diff(y1, y0, 6 * (size_t)d) <= TOL, "embed %s", dtype_name(w.dtype));
-        CHECK(y1[0] == 0.0f && y1[d] == 0.0f && y1[2 * d] != 0.0f, "embed: foreign rows are zero");
+        CHECK(rel_max_diff(y1, y0, 6 * (size_t)dc) <= TOL, "embed %s (pass %d)", dtype_name(w.dtype), pass);
+        CHECK(y1[0] == 0.0f && y1[dc] == 0.0f && y1[2 * dc] != 0.0f, "embed: foreign rows are zero");
+        if (w.layout == WEIGHT_PANELS) { /* the same rows as the row-major matrix gives */
+            weight_matrix rows = {DTYPE_BF16, V, d, eb, WEIGHT_ROWS};
+            ref->embed(NULL, y0, toks, 6, &rows, 50, 6.0f);
+            CHECK(memcmp(y0, y1, 6 * (size_t)dc * sizeof *y0) == 0, "embed: panels give other rows than rows");
+        }
         free(y0), free(y1);
     }
-    free(e), free(eb);
+    free(e), free(eb), free(ep);
 }
 
 /* Paged attention: several sequences mixing a prefill chunk after cached
@@ -195,11 +229,12 @@ int main(void) {
     tp = threadpool_create(3);
     printf("fast ops: %s\n", fast->name);
     CHECK(fast != ref, "this CPU has no fast ops (no AVX2/FMA): the comparison would be vacuous");
-    test_matmul(fast, DTYPE_F32);
-    test_matmul(fast, DTYPE_BF16);
+    test_matmul(fast, DTYPE_F32, WEIGHT_ROWS);
+    test_matmul(fast, DTYPE_BF16, WEIGHT_ROWS);   /* bf16 matrices with an odd number of columns */
+    test_matmul(fast, DTYPE_BF16, WEIGHT_PANELS); /* the rest, as the engine loads them for the avx2 table */
     /* the AVX512_BF16 kernel: emulated here whatever the CPU, natively where it runs */
-    test_matmul(cpu_ops_avx512bf16(true), DTYPE_BF16);
-    if (cpu_has_avx512bf16()) test_matmul(cpu_ops_avx512bf16(false), DTYPE_BF16);
+    test_matmul(cpu_ops_avx512bf16(true), DTYPE_BF16, WEIGHT_ROWS);
+    if (cpu_has_avx512bf16()) test_matmul(cpu_ops_avx512bf16(false), DTYPE_BF16, WEIGHT_ROWS);
     printf("avx512bf16 matmul: emulated checked; native %s\n",
            cpu_has_avx512bf16() ? "checked" : "not run (this CPU has no AVX512_BF16)");
     test_rowwise();

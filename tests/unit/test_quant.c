@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/numeric.h"
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/panels.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/roofline.h"
 
@@ -365,26 +366,35 @@ static void bench_shape(threadpool *tp, int type, int rows, int cols) {
     free(copies), free(x), free(y);
 }
 
-/* the bf16 matmul of ops_fast.c on the same shape, for comparison */
+/* the bf16 matmul of the selected table (panel_matmul.c for avx2) on the same shape, for comparison */
 static void bench_bf16(threadpool *tp, int rows, int cols) {
     size_t bytes = (size_t)rows * cols * 2;
     int n_copies = (int)((160u << 20) / bytes) + 1;
     const cpu_ops *ops = cpu_ops_select();
     bf16_t **copies = malloc((size_t)n_copies * sizeof *copies);
-    for (int i = 0; i < n_copies; i++) copies[i] = (bf16_t *)random_matrix(QUANT_BF16, rows, cols, 0);
+    for (int i = 0; i < n_copies; i++) { /* in the layout the engine gives the table's matmul */
+        copies[i] = (bf16_t *)random_matrix(QUANT_BF16, rows, cols, 0);
+        if (ops->bf16_layout == WEIGHT_PANELS) {
+            bf16_t *p = malloc(panels_bytes(rows, cols));
+            panels_pack(p, copies[i], rows, cols);
+            free(copies[i]);
+            copies[i] = p;
+        }
+    }
     float *x = randv((size_t)64 * cols), *y = nanv((size_t)64 * rows);
     double best1 = 1e30, best64 = 1e30;
     for (int r = 0; r < 208; r++) {
         int n = r < 200 ? 1 : 64;
-        weight_matrix w = {DTYPE_BF16, rows, cols, copies[r % n_copies]};
+        weight_matrix w = {DTYPE_BF16, rows, cols, copies[r % n_copies], ops->bf16_layout};
         double t0 = clock_now_s();
         ops->matmul(tp, y, x, n, &w);
         double s = clock_now_s() - t0;
         if (n == 1 && s < best1) best1 = s;
         if (n == 64 && s < best64) best64 = s;
     }
-    printf("bf16  %5d x %-5d %8.2f MB | n=1: %7.3f ms %6.1f GB/s | n=64: %8.2f ms %6.1f GFLOP/s (ops_fast.c)\n", rows,
-           cols, bytes / 1e6, best1 * 1e3, bytes / best1 / 1e9, best64 * 1e3, 2.0 * 64 * rows * cols / best64 / 1e9);
+    printf("bf16  %5d x %-5d %8.2f MB | n=1: %7.3f ms %6.1f GB/s | n=64: %8.2f ms %6.1f GFLOP/s (%s)\n", rows,
+           cols, bytes / 1e6, best1 * 1e3, bytes / best1 / 1e9, best64 * 1e3, 2.0 * 64 * rows * cols / best64 / 1e9,
+           ops->bf16_layout == WEIGHT_PANELS ? "panel_matmul.c" : ops->name);
     for (int i = 0; i < n_copies; i++) free(copies[i]);
     free(copies), free(x), free(y);
 }
