@@ -53,7 +53,7 @@ static double time_shape(const cpu_ops *ops, threadpool *tp, const shape *s, int
     size_t padding = 0;
     for (int c = 0; c < copies && fit; c++) /* in the layout the engine would give them */
         fit = weights_random_matrix(&w[c], s->rows, s->cols, splitmix64_next(state), &err) &&
-              weight_matrix_set_layout(&w[c], ops->bf16_layout, &padding, &err);
+              weight_matrix_set_layout(&w[c], ops->bf16_layout, tp, &padding, &err);
     if (!fit) {
         for (int c = 0; c < copies; c++) free((void *)w[c].data);
         free(w);
@@ -111,7 +111,8 @@ int bench_matmul_main(int argc, char **argv) {
     const int n_layer_shapes = 7, n_shapes = (int)(sizeof shapes / sizeof shapes[0]);
     const cpu_ops *ops = cpu_ops_select();
     threadpool *tp = threadpool_create(threads);
-    printf("facet bench matmul: %s shapes, bf16 weights, %s kernels, %d threads, median of %d passes\n", preset,
+    printf("facet bench matmul: %s shapes, bf16 weights (%s), %s kernels, %d threads, median of %d passes\n", preset,
+           ops->bf16_layout == WEIGHT_PANELS ? "in panels" : "row-major",
            ops->name, threadpool_size(tp), reps);
     printf("%6s  %-8s %7s x %-6s %10s %10s %8s\n", "batch", "shape", "rows", "cols", "ms", "GFLOP/s", "GB/s");
     uint64_t state = seed;

@@ -261,14 +261,14 @@ bool weights_random(model_weights *w, const gemma_config *cfg, int rank, int tp,
     return ok;
 }
 
-bool weight_matrix_set_layout(weight_matrix *m, weight_layout layout, size_t *bytes, errbuf *err) {
+bool weight_matrix_set_layout(weight_matrix *m, weight_layout layout, threadpool *tp, size_t *bytes, errbuf *err) {
     if (m->layout == layout || !m->data || layout != WEIGHT_PANELS || !panels_fit(m->dtype, m->cols)) return true;
     size_t size = panels_bytes(m->rows, m->cols);
     bf16_t *dst = alloc_aligned(size);
     if (!dst)
         return errbuf_set(err, "out of memory: a %d x %d matrix needs %zu MiB in the matmul's layout", m->rows, m->cols,
                           size >> 20);
-    panels_pack(dst, m->data, m->rows, m->cols);
+    panels_pack(tp, dst, m->data, m->rows, m->cols);
     free((void *)m->data);
     m->data = dst;
     m->layout = WEIGHT_PANELS;
@@ -277,12 +277,12 @@ bool weight_matrix_set_layout(weight_matrix *m, weight_layout layout, size_t *by
 }
 
 /* One matrix at a time, so loading needs at most one matrix more than the weights */
-bool weights_set_layout(model_weights *w, weight_layout layout, errbuf *err) {
-    bool ok = weight_matrix_set_layout(&w->embed, layout, &w->bytes, err);
+bool weights_set_layout(model_weights *w, weight_layout layout, threadpool *tp, errbuf *err) {
+    bool ok = weight_matrix_set_layout(&w->embed, layout, tp, &w->bytes, err);
     for (int l = 0; ok && w->layers && l < w->cfg.num_layers; l++) {
         layer_weights *lw = &w->layers[l];
         weight_matrix *m[] = {&lw->q, &lw->k, &lw->v, &lw->o, &lw->gate, &lw->up, &lw->down};
-        for (size_t i = 0; ok && i < sizeof m / sizeof *m; i++) ok = weight_matrix_set_layout(m[i], layout, &w->bytes, err);
+        for (size_t i = 0; ok && i < sizeof m / sizeof *m; i++) ok = weight_matrix_set_layout(m[i], layout, tp, &w->bytes, err);
     }
     return ok;
 }

@@ -47,9 +47,9 @@ void weights_free(model_weights *w);
 /* The bf16 matrices in the layout a CPU kernel table reads fastest
  * (cpu_ops.bf16_layout; kernels/cpu/panels.h), each converted in place;
  * matrices the layout does not fit stay as they are. *bytes / w->bytes grow
- * by any padding. */
-bool weights_set_layout(model_weights *w, weight_layout layout, errbuf *err);
-bool weight_matrix_set_layout(weight_matrix *m, weight_layout layout, size_t *bytes, errbuf *err);
+ * by any padding. Packs over tp's threads (NULL: this one). */
+bool weights_set_layout(model_weights *w, weight_layout layout, threadpool *tp, errbuf *err);
+bool weight_matrix_set_layout(weight_matrix *m, weight_layout layout, threadpool *tp, size_t *bytes, errbuf *err);
 /* One random bf16 matrix as weights_random makes them, on huge pages like
  * every weight buffer (benchmarks of the matrix kernel); free() its data. */
 bool weights_random_matrix(weight_matrix *m, int rows, int cols, uint64_t seed, errbuf *err);

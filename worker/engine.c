@@ -167,7 +167,7 @@ engine *engine_create(model_weights *w, const engine_options *opt, errbuf *err) 
     c = &e->w.cfg; /* the caller's copy is gone */
     e->ops = opt->ops ? opt->ops : cpu_ops_select();
     e->tp = threadpool_create(opt->n_threads);
-    if (!weights_set_layout(&e->w, e->ops->bf16_layout, err)) {
+    if (!weights_set_layout(&e->w, e->ops->bf16_layout, e->tp, err)) {
         engine_free(e);
         return NULL;
     }

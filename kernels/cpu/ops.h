@@ -2,9 +2,10 @@
  *
  * Every op exists twice: ops_ref.c is plain single-threaded C, the
  * definition of correct; ops_fast.c is the same op with AVX2/FMA and the
- * thread pool (and, on CPUs with AVX512_BF16, bf16dot.c's matmul for bf16
- * weights, which rounds the activations to bf16 first). tests/unit/test_kernels.c compares them (fp32 tolerance:
- * 1e-5 relative). The engine calls ops only through a table, chosen once at
+ * thread pool (its bf16 matmul in panel_matmul.c, on weights the engine
+ * packed into panels; on CPUs with AVX512_BF16, bf16dot.c's matmul, on
+ * activations split into two bf16). tests/unit/test_kernels.c compares them
+ * (fp32 tolerance: 1e-5 relative). The engine calls ops only through a table, chosen once at
  * start-up (cpu_ops_select), so a backend is a table of function pointers.
  *
  * Shapes: activations are row-major fp32, one row per token. Weight

@@ -3,7 +3,9 @@
  *
  * The hot op is matmul: decode reads every weight once per step, so it is
  * bound by memory bandwidth; the kernels convert bf16 to fp32 in registers
- * (a 16-bit shift) and never write a converted copy. */
+ * (a 16-bit shift) and never write a converted copy. bf16 weights in panels
+ * (as the engine loads them) go to panel_matmul.c; the row-major kernels
+ * below serve f32 weights and bf16 ones with an odd number of columns. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>

@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "common/numeric.h"
+#include "common/threadpool.h"
 #include "kernels/cpu/ops.h"
 
 #define PANEL_ROWS 16
@@ -40,7 +41,8 @@ static inline size_t panels_index(int cols, int r, int c) {
 bool panels_fit(dtype dt, int cols);
 /* Bytes of a (rows, cols) matrix in panels (rows rounded up to groups) */
 size_t panels_bytes(int rows, int cols);
-/* dst (panels_bytes) = src (rows, cols) row-major, padding rows zero */
-void panels_pack(bf16_t *dst, const bf16_t *src, int rows, int cols);
+/* dst (panels_bytes) = src (rows, cols) row-major, padding rows zero; over
+ * the pool's threads (tp NULL: this one) */
+void panels_pack(threadpool *tp, bf16_t *dst, const bf16_t *src, int rows, int cols);
 
 #endif

@@ -1,7 +1,7 @@
 /* Batching invariance: several sequences of different lengths in one step
  * (prompts whole, in chunks, or mixed with decode tokens, over scattered KV
  * blocks) give the logits each gives alone -- bitwise: every kernel sums
- * each output in the same order whatever the batch (kernels/cpu/ops_fast.c,
+ * each output in the same order whatever the batch (kernels/cpu/ops_fast.c, panel_matmul.c,
  * and bf16dot.c, which tests/CMakeLists.txt runs this with), so batching can
  * never change a sampled token. */
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "kernels/cpu/panels.h"
 
 #define TOL 0.0 /* bitwise */
 #define BLOCK 4
@@ -31,6 +32,17 @@ int main(int argc, char **argv) {
     printf("cpu kernels: %s\n", engine_ops_name(e));
     if (want && *want)
         CHECK(strcmp(engine_ops_name(e), want) == 0, "FACET_CPU_KERNELS=%s, but the engine runs %s", want, engine_ops_name(e));
+    /* and holds its bf16 matrices in the layout that table reads (panels for avx2) */
+    const model_weights *mw = engine_weights(e);
+    weight_layout layout = cpu_ops_select()->bf16_layout;
+    int checked = 0, wrong = 0;
+    for (int l = 0; l < mw->cfg.num_layers; l++) {
+        const weight_matrix *m[] = {&mw->layers[l].q, &mw->layers[l].o, &mw->layers[l].gate, &mw->layers[l].down};
+        for (int i = 0; i < 4; i++)
+            if (panels_fit(m[i]->dtype, m[i]->cols)) checked++, wrong += m[i]->layout != layout;
+    }
+    printf("bf16 matrices in the table's layout: %d of %d\n", checked - wrong, checked);
+    CHECK(wrong == 0, "%d of %d bf16 matrices are not in the layout of %s", wrong, checked, engine_ops_name(e));
 
     /* each sequence gets every n-th block, interleaved with the others' */
     int32_t tables[MAX_PROMPTS][BLOCKS_PER_SEQ];

@@ -30,7 +30,7 @@ static weight_matrix random_weights(dtype dt, int R, int C, float *wf, bf16_t **
 /* The same bf16 matrix in panels (kernels/cpu/panels.h), in *wp (freed by the caller) */
 static weight_matrix in_panels(const weight_matrix *w, bf16_t **wp) {
     *wp = malloc(panels_bytes(w->rows, w->cols));
-    panels_pack(*wp, w->data, w->rows, w->cols);
+    panels_pack(tp, *wp, w->data, w->rows, w->cols);
     return (weight_matrix){DTYPE_BF16, w->rows, w->cols, *wp, WEIGHT_PANELS};
 }
 
@@ -148,7 +148,7 @@ static void test_embed(void) {
     float *e = randv((size_t)V * d);
     bf16_t *eb = malloc((size_t)V * d * sizeof *eb), *ep = malloc(panels_bytes(V, d));
     for (int i = 0; i < V * d; i++) eb[i] = f32_to_bf16(e[i]);
-    panels_pack(ep, eb, V, d);
+    panels_pack(NULL, ep, eb, V, d);
     int32_t toks[6] = {0, 49, 60, 75, 10, 99}; /* the slice [50, 100) holds only some */
     for (int pass = 0; pass < 3; pass++) {
         weight_matrix w = pass == 0   ? (weight_matrix){DTYPE_F32, V, d, e, WEIGHT_ROWS}

@@ -376,7 +376,7 @@ static void bench_bf16(threadpool *tp, int rows, int cols) {
         copies[i] = (bf16_t *)random_matrix(QUANT_BF16, rows, cols, 0);
         if (ops->bf16_layout == WEIGHT_PANELS) {
             bf16_t *p = malloc(panels_bytes(rows, cols));
-            panels_pack(p, copies[i], rows, cols);
+            panels_pack(NULL, p, copies[i], rows, cols);
             free(copies[i]);
             copies[i] = p;
         }
