@@ -22,8 +22,9 @@ int cmd_info(int argc, char **argv) {
     errbuf err;
     backend_choose_device("auto", &dev, note, sizeof note, &err);
     printf("facet %s\n", FACET_VERSION);
-    printf("cpu kernels: %s (this CPU: avx2+fma %s, avx512bf16 %s; $FACET_CPU_KERNELS chooses)\n",
-           cpu_ops_select()->name, cpu_has_avx2_fma() ? "yes" : "no", cpu_has_avx512bf16() ? "yes" : "no");
+    printf("cpu kernels: %s (this CPU: avx2+fma %s, avx512bf16 %s, int8 dot products %s; $FACET_CPU_KERNELS chooses)\n",
+           cpu_ops_select()->name, cpu_has_avx2_fma() ? "yes" : "no", cpu_has_avx512bf16() ? "yes" : "no",
+           cpu_has_avx2_fma() ? quant_int8_isa_name(quant_int8_best_isa()) : "none");
     printf("device (--device auto): %s\n", note[0] ? note : "cpu");
     char why[ERRBUF_LEN];
     bool nccl = backend_nccl_create(why, sizeof why) != NULL;

@@ -30,16 +30,37 @@ static const cpu_ops *cpu_ops_default(void) {
     return cpu_has_avx512bf16() ? cpu_ops_avx512bf16(false) : cpu_ops_fast();
 }
 
+/* $FACET_CPU_KERNELS's int8 table: "int8" (the best set here) or one by
+ * name; NULL if the name is none of them, *runs false if this CPU cannot */
+static const cpu_ops *cpu_ops_int8_named(const char *name, bool *runs) {
+    const quant_int8_isa sets[] = {QUANT_INT8_AVX2, QUANT_INT8_AVXVNNI, QUANT_INT8_AVX512VNNI, QUANT_INT8_VNNI_EMULATED};
+    if (strcmp(name, "int8") == 0) {
+        *runs = cpu_has_avx2_fma();
+        return cpu_ops_int8(quant_int8_best_isa());
+    }
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (strcmp(name, cpu_ops_int8(sets[i])->name) == 0) {
+            *runs = cpu_has_avx2_fma() && quant_int8_isa_runs(sets[i]);
+            return cpu_ops_int8(sets[i]);
+        }
+    return NULL;
+}
+
 /* $FACET_CPU_KERNELS's table, or NULL (with the reason on stderr) */
 static const cpu_ops *cpu_ops_named(const char *name) {
-    bool avx2 = cpu_has_avx2_fma();
+    bool avx2 = cpu_has_avx2_fma(), int8_runs = false;
     if (strcmp(name, "reference") == 0) return cpu_ops_ref();
     if (strcmp(name, "avx2") == 0 && avx2) return cpu_ops_fast();
     if (strcmp(name, "avx512bf16") == 0 && avx2 && cpu_has_avx512bf16()) return cpu_ops_avx512bf16(false);
     if (strcmp(name, "avx512bf16-emulated") == 0 && avx2) return cpu_ops_avx512bf16(true);
-    bool known = strcmp(name, "avx2") == 0 || strcmp(name, "avx512bf16") == 0 || strcmp(name, "avx512bf16-emulated") == 0;
+    const cpu_ops *int8 = cpu_ops_int8_named(name, &int8_runs);
+    if (int8 && int8_runs) return int8;
+    bool known = int8 || strcmp(name, "avx2") == 0 || strcmp(name, "avx512bf16") == 0 ||
+                 strcmp(name, "avx512bf16-emulated") == 0;
     fprintf(stderr, "facet: FACET_CPU_KERNELS=%s: %s; using %s\n", name,
-            known ? "this CPU cannot run them" : "choose reference, avx2, avx512bf16 or avx512bf16-emulated",
+            known ? "this CPU cannot run them"
+                  : "choose reference, avx2, avx512bf16, avx512bf16-emulated, int8, int8-avx2, int8-avxvnni, "
+                    "int8-avx512vnni or int8-vnni-emulated",
             cpu_ops_default()->name);
     return NULL;
 }

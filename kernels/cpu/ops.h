@@ -21,6 +21,7 @@
 
 #include "common/threadpool.h"
 #include "common/dtype.h"
+#include "kernels/cpu/quant.h"
 
 /* How a matrix's elements lie in memory. Checkpoints give WEIGHT_ROWS; the
  * engine converts bf16 matrices at load to the layout its op table's matmul
@@ -114,8 +115,16 @@ const cpu_ops *cpu_ops_fast(void);
  * ("avx512bf16"), or the same kernel emulated over SIMDe
  * ("avx512bf16-emulated": slow, for checking its numbers on any CPU). */
 const cpu_ops *cpu_ops_avx512bf16(bool emulated);
+/* cpu_ops_fast's table with GGUF-quantized weights multiplied by activations
+ * rounded to 8 bits (quant.h, kernels/cpu/quant_int8.c) on one instruction
+ * set: "int8-avx2", "int8-avxvnni", "int8-avx512vnni", "int8-vnni-emulated"
+ * (slow: for checking). llama.cpp's arithmetic: faster prefill, results
+ * moved by the activations' rounding, so never the default. NULL for an
+ * unknown set; the caller checks quant_int8_isa_runs. */
+const cpu_ops *cpu_ops_int8(quant_int8_isa isa);
 /* The fastest table this CPU supports, unless $FACET_CPU_KERNELS names one:
- * reference, avx2, avx512bf16 (where the CPU has it) or avx512bf16-emulated.
+ * reference, avx2, avx512bf16 (where the CPU has it), avx512bf16-emulated,
+ * int8 (the fastest int8 table here) or an int8 table by name.
  * A name the CPU cannot run is refused on stderr, once, and the default used. */
 const cpu_ops *cpu_ops_select(void);
 /* Whether this CPU runs the AVX2 + FMA kernels (ops_fast.c, sample.c, quant_fast.c). */

@@ -469,6 +469,38 @@ const cpu_ops *cpu_ops_avx512bf16(bool emulated) {
     return t;
 }
 
+/* The int8 tables: GGUF-quantized weights meet activations rounded to 8
+ * bits (kernels/cpu/quant_int8.c), one table per instruction set; the rest
+ * as cpu_ops_fast, and so is a set this CPU cannot run (cpu_ops_select
+ * never offers one, but a table asked for by hand must not leave y unset) */
+#define INT8_MATMUL(SUFFIX, ISA)                                                                             \
+    static void int8_matmul_##SUFFIX(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w) { \
+        if (!dtype_is_quantized(w->dtype) ||                                                                 \
+            !quant_matmul_int8(tp, ISA, y, x, n, dtype_ggml_type(w->dtype), w->data, w->rows, w->cols))      \
+            fast_matmul(tp, y, x, n, w);                                                                     \
+    }
+INT8_MATMUL(avx2, QUANT_INT8_AVX2)
+INT8_MATMUL(avxvnni, QUANT_INT8_AVXVNNI)
+INT8_MATMUL(avx512vnni, QUANT_INT8_AVX512VNNI)
+INT8_MATMUL(emulated, QUANT_INT8_VNNI_EMULATED)
+#undef INT8_MATMUL
+
+const cpu_ops *cpu_ops_int8(quant_int8_isa isa) {
+    static cpu_ops tables[4];
+    static const char *const names[4] = {"int8-avx2", "int8-avxvnni", "int8-avx512vnni", "int8-vnni-emulated"};
+    static void (*const matmuls[4])(threadpool *, float *, const float *, int, const weight_matrix *) = {
+        int8_matmul_avx2, int8_matmul_avxvnni, int8_matmul_avx512vnni, int8_matmul_emulated};
+    if ((unsigned)isa >= 4) return NULL;
+    cpu_ops *t = &tables[isa];
+    if (!t->name) {
+        cpu_ops o = *cpu_ops_fast();
+        o.name = names[isa];
+        o.matmul = matmuls[isa];
+        *t = o;
+    }
+    return t;
+}
+
 const cpu_ops *cpu_ops_fast(void) {
     static cpu_ops ops;
     if (!ops.name) {

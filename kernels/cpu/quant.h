@@ -112,4 +112,59 @@ bool quant_matmul_fast(threadpool *tp, float *y, const float *x, int n, int type
  * "scalar" when it falls back to the reference's arithmetic. */
 const char *quant_fast_isa(void);
 
+/* ---- 8-bit activations (quant_int8.c) ---------------------------------------
+ *
+ * What llama.cpp does on every CPU, and facet only when asked
+ * ($FACET_CPU_KERNELS=int8, kernels/cpu/ops.h): each activation row is
+ * rounded to 8 bits per block of QUANT_ACT_BLOCK columns, and the weights'
+ * small integers meet those bytes in integer dot products (vpmaddubsw on
+ * AVX2, vpdpbusd with VNNI), four products per 32-bit lane, exact. That
+ * changes the results by the rounding of the activations (parts in a
+ * thousand of each), which is why the default kernels keep x in fp32.
+ *
+ * The definition (quant_matmul_int8_ref):
+ *   x̂_c = d_b · a_c  for column c of block b, where
+ *   d_b = max_{c in b} |x_c| / 127 and a_c = nearest(x_c · (127 / max|x|)) ∈ [−127, 127]
+ *   (a block of zeros: d_b = 0, a = 0), and
+ *   y = Σ_c w_c · x̂_c  with w the dequantized weights (quant_dequantize_row).
+ * The min terms of the formats (w = s·q − m) multiply the same x̂ (Σ_c a_c
+ * of the sub-block, times d_b), as llama.cpp's block sums do. F32, F16 and
+ * BF16 weights keep fp32 activations (quant_matmul_ref / _fast). */
+#define QUANT_ACT_BLOCK 32
+
+/* q (cols) and d (cols / QUANT_ACT_BLOCK) of one activation row, as above;
+ * cols a positive multiple of QUANT_ACT_BLOCK. The plain reference: the fast
+ * kernels round the same x to the same bytes and scales, bit for bit. */
+void quant_round_activations(const float *x, int cols, int8_t *q, float *d);
+
+/* y (n, rows) = x̂ (n, cols) · Wᵀ as defined above, summed in double and
+ * rounded once. Same refusals as quant_matmul_ref. */
+bool quant_matmul_int8_ref(float *y, const float *x, int n, int type, const void *w, int rows, int cols);
+
+/* The instruction that takes the integer dot products. */
+typedef enum quant_int8_isa {
+    QUANT_INT8_AVX2,          /* vpmaddubsw + vpmaddwd */
+    QUANT_INT8_AVXVNNI,       /* vpdpbusd, VEX (Alder Lake, Sapphire Rapids, Zen 5) */
+    QUANT_INT8_AVX512VNNI,    /* vpdpbusd, EVEX on ymm (AVX512_VNNI + AVX512VL: Ice Lake, Zen 4) */
+    QUANT_INT8_VNNI_EMULATED, /* vpdpbusd emulated by SIMDe: the VNNI kernels' logic on any AVX2 CPU (slow) */
+} quant_int8_isa;
+
+/* "avx2", "avxvnni", "avx512vnni", "vnni-emulated" */
+const char *quant_int8_isa_name(quant_int8_isa isa);
+/* whether this CPU (and OS) runs it */
+bool quant_int8_isa_runs(quant_int8_isa isa);
+/* the fastest native one this CPU runs; AVX2 if none (check quant_int8_isa_runs: a CPU without AVX2 runs none) */
+quant_int8_isa quant_int8_best_isa(void);
+
+/* quant_matmul_int8_ref's product, fast: the blocks unpacked as
+ * quant_matmul_fast does (quant_blocks.h), decode and prefill paths, spread
+ * over tp. Results agree with the reference to fp32 rounding, are bitwise
+ * the same whatever n, the rest of the batch or the thread count, and
+ * bitwise the same for every isa (the integer sums are exact and the float
+ * operations are the same ones in the same order). F32/F16/BF16 go to
+ * quant_matmul_fast. false (y untouched) on a bad type or cols, or an isa
+ * this CPU cannot run. */
+bool quant_matmul_int8(threadpool *tp, quant_int8_isa isa, float *y, const float *x, int n, int type, const void *w,
+                       int rows, int cols);
+
 #endif

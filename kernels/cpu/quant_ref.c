@@ -242,3 +242,45 @@ bool quant_matmul_ref(float *y, const float *x, int n, int type, const void *w, 
     free(wr);
     return true;
 }
+
+/* ---- 8-bit activations: the definition (quant.h) -------------------------- */
+
+void quant_round_activations(const float *x, int cols, int8_t *q, float *d) {
+    for (int b = 0; b < cols / QUANT_ACT_BLOCK; b++, x += QUANT_ACT_BLOCK, q += QUANT_ACT_BLOCK) {
+        float amax = 0.0f;
+        for (int c = 0; c < QUANT_ACT_BLOCK; c++) amax = fmaxf(amax, fabsf(x[c]));
+        d[b] = amax / 127.0f;
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int c = 0; c < QUANT_ACT_BLOCK; c++) {
+            float v = nearbyintf(x[c] * inv); /* to nearest, ties to even: what cvtps2dq does */
+            q[c] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : v == v ? (int)v : -127);
+        }
+    }
+}
+
+bool quant_matmul_int8_ref(float *y, const float *x, int n, int type, const void *w, int rows, int cols) {
+    if (type == QUANT_F32 || type == QUANT_F16 || type == QUANT_BF16) return quant_matmul_ref(y, x, n, type, w, rows, cols);
+    int64_t row_bytes = quant_row_bytes(type, cols);
+    if (row_bytes < 0 || n < 0 || rows < 0) return false;
+    float *wr = xmalloc((size_t)cols * sizeof *wr);                  /* one dequantized row of W */
+    int8_t *q = xmalloc((size_t)n * cols);                           /* (n, cols) rounded activations */
+    float *d = xmalloc((size_t)n * (cols / QUANT_ACT_BLOCK) * sizeof *d); /* (n, cols / 32) their scales */
+    for (int t = 0; t < n; t++)
+        quant_round_activations(x + (size_t)t * cols, cols, q + (size_t)t * cols, d + (size_t)t * (cols / QUANT_ACT_BLOCK));
+    for (int r = 0; r < rows; r++) {
+        quant_dequantize_row(type, (const uint8_t *)w + (size_t)r * (size_t)row_bytes, wr, cols);
+        for (int t = 0; t < n; t++) {
+            const int8_t *qt = q + (size_t)t * cols;
+            const float *dt = d + (size_t)t * (cols / QUANT_ACT_BLOCK);
+            double acc = 0.0;
+            for (int b = 0; b < cols / QUANT_ACT_BLOCK; b++) {
+                double blk = 0.0;
+                for (int c = b * QUANT_ACT_BLOCK; c < (b + 1) * QUANT_ACT_BLOCK; c++) blk += (double)wr[c] * qt[c];
+                acc += (double)dt[b] * blk;
+            }
+            y[(size_t)t * rows + r] = (float)acc;
+        }
+    }
+    free(wr), free(q), free(d);
+    return true;
+}

@@ -95,8 +95,11 @@ assert len(a) == len(b) > 0 and worst < 1e-4, worst
 PY
 same "facet info names the chosen kernels" "$(FACET_CPU_KERNELS=avx512bf16-emulated "$FACET" info | sed -n 's/^cpu kernels: \([^ ]*\).*/\1/p')" avx512bf16-emulated
 FACET_CPU_KERNELS=bogus "$FACET" info >"$WORK/info.out" 2>"$WORK/info.err"
-check "an unknown FACET_CPU_KERNELS is refused, naming the choices" grep -q "FACET_CPU_KERNELS=bogus: choose reference, avx2, avx512bf16 or avx512bf16-emulated" "$WORK/info.err"
+check "an unknown FACET_CPU_KERNELS is refused, naming the choices" grep -q "FACET_CPU_KERNELS=bogus: choose reference, avx2, avx512bf16, avx512bf16-emulated, int8, int8-avx2, int8-avxvnni, int8-avx512vnni or int8-vnni-emulated" "$WORK/info.err"
 check "and the default used" grep -q "^cpu kernels: avx2" "$WORK/info.out"
+same "FACET_CPU_KERNELS=int8 chooses the int8 table of the best set here" \
+    "$(FACET_CPU_KERNELS=int8 "$FACET" info | sed -n 's/^cpu kernels: \([^ ]*\).*/\1/p')" \
+    "int8-$("$FACET" info | sed -n 's/.*int8 dot products \([a-z0-9]*\).*/\1/p')"
 if ! "$FACET" info | grep -q "avx512bf16 yes"; then
     FACET_CPU_KERNELS=avx512bf16 "$FACET" info >"$WORK/info.out" 2>"$WORK/info.err"
     check "avx512bf16 on a CPU without it is refused" grep -q "FACET_CPU_KERNELS=avx512bf16: this CPU cannot run them; using avx2" "$WORK/info.err"

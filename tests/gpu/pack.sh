@@ -8,14 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="80;90" >/dev/null
-cmake --build build-gpu -j"$(nproc)" --target facet gpu_check facet_cuda test_kernels
+cmake --build build-gpu -j"$(nproc)" --target facet gpu_check facet_cuda test_kernels test_quant
 cmake --build build-gpu -j"$(nproc)" --target facet_nccl 2>/dev/null || true
 rm -rf gpu-pack
 mkdir -p gpu-pack/lib
-cp build-gpu/facet build-gpu/gpu_check build-gpu/libfacet_cuda.so build-gpu/tests/test_kernels gpu-pack/
+cp build-gpu/facet build-gpu/gpu_check build-gpu/libfacet_cuda.so build-gpu/tests/test_kernels build-gpu/tests/test_quant gpu-pack/
 [ -f build-gpu/libfacet_nccl.so ] && cp build-gpu/libfacet_nccl.so gpu-pack/
 skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libresolv\.|libnsl\.|libutil\.|libanl\.|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libnccl)'
-for bin in gpu-pack/facet gpu-pack/gpu_check gpu-pack/test_kernels; do
+for bin in gpu-pack/facet gpu-pack/gpu_check gpu-pack/test_kernels gpu-pack/test_quant; do
     ldd "$bin" | awk '$3 ~ /^\// {print $1, $3}' | while read -r name path; do
         [[ "$name" =~ $skip ]] || cp -L "$path" gpu-pack/lib/
     done

@@ -66,6 +66,14 @@ if "$bin/facet" info | grep -q "avx512bf16 yes"; then
         step "bench matmul, $k (host CPU)" 120 bash -o pipefail -c "FACET_CPU_KERNELS=$k '$bin/facet' bench matmul --preset 2b --batch 1,4,64,512 --reps 5 --threads 8 | tee '$log_dir/matmul-$k.txt'"
     done
 fi
+# and VNNI for the int8 kernels of the GGUF types: test_quant checks every set the CPU runs against the
+# reference and AVX2's bits, --bench times fp32 activations against int8 on the best set
+quant_bin=$bin/test_quant
+[ -x "$quant_bin" ] || quant_bin=$bin/tests/test_quant
+if "$bin/facet" info | grep -q "int8 dot products avx[0-9]*vnni"; then
+    step "quantized kernels vs reference, VNNI (host CPU)" 120 "$quant_bin" "$root/tests/fixtures/quant"
+    step "bench quantized kernels, VNNI (host CPU)" 120 bash -o pipefail -c "'$quant_bin' --bench | tee '$log_dir/quant-bench.txt'"
+fi
 step "kernels + engine vs CPU" 180 "$bin/gpu_check" --model "$fx/mqa-bf16" --model "$fx/mha-bf16" --model "$fx/mqa-f32" --model "$fx/mha-f32"
 step "generate: cuda vs cpu" 90 bash -c "
     '$bin/facet' generate --device cpu  --json --logits --max-tokens 16 --ignore-eos --prompt 'The quick brown fox' > '$log_dir/gen-cpu.json' &&
@@ -109,6 +117,7 @@ say ""
 say "== kernel table (gpu_check)"
 sed -n '/^ceilings:/,/^gpu_check: [0-9]* passed/p' "$log" | tee -a "$log.tail" >/dev/null
 for preset in 2b 7b 2b-hostlogits 7b-hostlogits 7b-nographs; do [ -f "$log_dir/bench-$preset.txt" ] && cat "$log_dir/bench-$preset.txt" >>"$log.tail"; done
+[ -f "$log_dir/quant-bench.txt" ] && cat "$log_dir/quant-bench.txt" >>"$log.tail"
 for f in "$log_dir"/matmul-*.txt; do [ -f "$f" ] && grep -E "^facet bench|layer" "$f" >>"$log.tail"; done
 for f in "$log_dir"/comm-*.txt; do [ -f "$f" ] && cat "$f" >>"$log.tail"; done
 {

@@ -17,7 +17,16 @@
  * (c) bitwise batch invariance: row i of a batch of n (decode or prefill
  *     path, 3 threads) equals that activation row computed alone, n = 1, on
  *     the calling thread only;
- * (d) refusals: column counts that end inside a block, unknown types.
+ * (d) refusals: column counts that end inside a block, unknown types;
+ * (e) the int8 kernels (8-bit activations, quant_matmul_int8) the same way
+ *     as (b) and (c), against quant_matmul_int8_ref, for every instruction
+ *     set this CPU runs: AVX2, VNNI emulated over SIMDe, and native VNNI
+ *     where the CPU has it; every set's outputs bitwise equal to AVX2's.
+ *     The same tolerance holds: the kernels round the activations to the
+ *     same bytes and scales as the reference (were one byte a step off, the
+ *     output would move by ~1/127 of a term, far outside it), and the
+ *     integer sums are exact, so again only rounding order differs. Also how
+ *     far the 8-bit product lies from the fp32 one (printed; bounded by 1 %).
  *
  *     test_quant FIXTURE_DIR          the checks
  *     test_quant --bench              decode GB/s and prefill GFLOP/s (not a test) */
@@ -182,6 +191,22 @@ static void test_fixtures(const char *dir) {
 
 /* ---- (b) fast against reference ------------------------------------------- */
 
+/* a kernel under test: quant_matmul_fast (fp32 activations) or quant_matmul_int8 on one instruction set */
+typedef struct {
+    bool int8;
+    quant_int8_isa isa;
+} kernel;
+
+static const char *kernel_name(kernel k) { return k.int8 ? quant_int8_isa_name(k.isa) : "fp32"; }
+
+static bool run_fast(kernel k, threadpool *tp, float *y, const float *x, int n, int type, const void *w, int R, int C) {
+    return k.int8 ? quant_matmul_int8(tp, k.isa, y, x, n, type, w, R, C) : quant_matmul_fast(tp, y, x, n, type, w, R, C);
+}
+
+static bool run_ref(kernel k, float *y, const float *x, int n, int type, const void *w, int R, int C) {
+    return k.int8 ? quant_matmul_int8_ref(y, x, n, type, w, R, C) : quant_matmul_ref(y, x, n, type, w, R, C);
+}
+
 static double norm2(const float *v, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += (double)v[i] * v[i];
@@ -208,7 +233,9 @@ static double rel_diff(const float *a, const float *b, int n, const float *x, in
     return scale > 0 ? max_diff / scale : max_diff;
 }
 
-static void test_matmul(threadpool *tp, int type) {
+static void test_matmul(threadpool *tp, kernel k, int type) {
+    const kernel avx2 = {true, QUANT_INT8_AVX2};
+    bool vs_avx2 = k.int8 && k.isa != QUANT_INT8_AVX2;
     int elems, bytes;
     quant_type_block(type, &elems, &bytes);
     /* n ≤ 8 decode (4 activation rows at a time), above prefill (3 at a time); 24-row prefill
@@ -219,6 +246,7 @@ static void test_matmul(threadpool *tp, int type) {
     else if (elems == 32) memcpy(cols, (int[]){32, 64, 96, 288, 1056}, sizeof cols);
     else memcpy(cols, (int[]){1, 7, 64, 300, 1031}, sizeof cols);
     double worst = 0;
+    int differ = 0;
     for (int b = 0; b < 4; b++)
         for (int c = 0; c < 5; c++) {
             int R = rows[b], C = cols[c];
@@ -227,44 +255,51 @@ static void test_matmul(threadpool *tp, int type) {
             for (int a = 0; a < 7; a++) {
                 int n = ns[a];
                 float *y0 = nanv((size_t)n * R), *y1 = nanv((size_t)n * R);
-                bool ok0 = quant_matmul_ref(y0, x, n, type, w, R, C);
-                bool ok1 = quant_matmul_fast(tp, y1, x, n, type, w, R, C);
+                bool ok0 = run_ref(k, y0, x, n, type, w, R, C);
+                bool ok1 = run_fast(k, tp, y1, x, n, type, w, R, C);
                 double tol = TOL * (C > 256 ? sqrt(C / 256.0) : 1.0);
                 double d = rel_diff(y1, y0, n, x, type, w, R, C);
                 if (d / tol > worst) worst = d / tol;
-                CHECK(ok0 && ok1 && d <= tol, "matmul %s n=%d rows=%d cols=%d: rel diff %.3g (tol %.3g)",
-                      quant_type_name(type), n, R, C, d, tol);
+                CHECK(ok0 && ok1 && d <= tol, "matmul %s %s n=%d rows=%d cols=%d: rel diff %.3g (tol %.3g)",
+                      kernel_name(k), quant_type_name(type), n, R, C, d, tol);
+                if (vs_avx2) { /* the same float operations on the same exact integer sums */
+                    run_fast(avx2, tp, y0, x, n, type, w, R, C);
+                    differ += memcmp(y0, y1, (size_t)n * R * sizeof *y0) != 0;
+                }
                 free(y0), free(y1);
             }
             free_matrix(w, 1), free(x);
         }
-    printf("  %-5s fast vs ref: 140 shapes, worst diff %.2f of the tolerance\n", quant_type_name(type), worst);
+    CHECK(differ == 0, "int8 %s %s: %d of 140 shapes differ from avx2's bits", kernel_name(k), quant_type_name(type),
+          differ);
+    printf("  %-5s %-13s fast vs ref: 140 shapes, worst diff %.2f of the tolerance%s\n", quant_type_name(type),
+           kernel_name(k), worst, vs_avx2 ? ", bitwise avx2's" : "");
 }
 
 /* ---- (c) batch invariance ------------------------------------------------- */
 
-static void test_batch_invariance(threadpool *tp, int type) {
+static void test_batch_invariance(threadpool *tp, kernel k, int type) {
     int elems, bytes;
     quant_type_block(type, &elems, &bytes);
     const int C = elems == 1 ? 300 : elems == 32 ? 32 * 37 : 256 * 5, R = 53;
     const int ns[] = {2, 5, 8, 9, 33, 70}; /* decode, prefill, and 70 = two prefill passes (64 + 6) */
     uint8_t *w = random_matrix(type, R, C, 1);
     float *x = randv((size_t)70 * C), *alone = nanv((size_t)70 * R);
-    for (int i = 0; i < 70; i++) quant_matmul_fast(NULL, alone + (size_t)i * R, x + (size_t)i * C, 1, type, w, R, C);
+    for (int i = 0; i < 70; i++) run_fast(k, NULL, alone + (size_t)i * R, x + (size_t)i * C, 1, type, w, R, C);
     int bad = 0;
     for (int a = 0; a < 6; a++) {
         int n = ns[a];
         /* the batch starts at a different activation row each time */
         const float *xb = x + (size_t)(70 - n) * C;
         float *y = nanv((size_t)n * R);
-        quant_matmul_fast(tp, y, xb, n, type, w, R, C);
+        run_fast(k, tp, y, xb, n, type, w, R, C);
         if (memcmp(y, alone + (size_t)(70 - n) * R, (size_t)n * R * sizeof *y) != 0) {
             bad++;
-            fprintf(stderr, "%s: a batch of %d differs from its rows alone\n", quant_type_name(type), n);
+            fprintf(stderr, "%s %s: a batch of %d differs from its rows alone\n", kernel_name(k), quant_type_name(type), n);
         }
         free(y);
     }
-    CHECK(bad == 0, "%s: batching changed results in %d of 6 batch sizes", quant_type_name(type), bad);
+    CHECK(bad == 0, "%s %s: batching changed results in %d of 6 batch sizes", kernel_name(k), quant_type_name(type), bad);
     free_matrix(w, 1), free(x), free(alone);
 }
 
@@ -310,7 +345,9 @@ static void test_refusals(threadpool *tp) {
             float x[600] = {0}, y[4] = {1, 2, 3, 4}, out[600];
             bool refused = quant_row_bytes(type, C) == -1 && !quant_dequantize_row(type, blocks, out, C) &&
                            !quant_matmul_ref(y, x, 2, type, blocks, 2, C) &&
-                           !quant_matmul_fast(tp, y, x, 2, type, blocks, 2, C);
+                           !quant_matmul_fast(tp, y, x, 2, type, blocks, 2, C) &&
+                           !quant_matmul_int8_ref(y, x, 2, type, blocks, 2, C) &&
+                           !quant_matmul_int8(tp, QUANT_INT8_AVX2, y, x, 2, type, blocks, 2, C);
             CHECK(refused && y[0] == 1 && y[3] == 4, "%s accepted %d columns (block %d)", quant_type_name(type), C,
                   elems);
         }
@@ -324,7 +361,9 @@ static void test_refusals(threadpool *tp) {
                        strcmp(quant_type_name(unknown[i]), "unknown") == 0 && quant_row_bytes(unknown[i], 256) == -1 &&
                        !quant_dequantize_row(unknown[i], blocks, out, 256) &&
                        !quant_matmul_ref(y, x, 1, unknown[i], blocks, 1, 256) &&
-                       !quant_matmul_fast(tp, y, x, 1, unknown[i], blocks, 1, 256);
+                       !quant_matmul_fast(tp, y, x, 1, unknown[i], blocks, 1, 256) &&
+                       !quant_matmul_int8_ref(y, x, 1, unknown[i], blocks, 1, 256) &&
+                       !quant_matmul_int8(tp, QUANT_INT8_AVX2, y, x, 1, unknown[i], blocks, 1, 256);
         CHECK(refused && y[0] == 5, "type %d was not refused", unknown[i]);
     }
     for (int i = 0; i < N_TYPES; i++)
@@ -334,34 +373,68 @@ static void test_refusals(threadpool *tp) {
           "row bytes");
 }
 
+/* An instruction set this CPU cannot run is refused, not run (it would
+ * fault); the best one is one it runs. */
+static void test_int8_isa_refusals(threadpool *tp) {
+    const quant_int8_isa native[] = {QUANT_INT8_AVXVNNI, QUANT_INT8_AVX512VNNI};
+    uint8_t blocks[34] = {0};
+    float x[32] = {0}, y[1] = {5};
+    for (int i = 0; i < 2; i++)
+        if (!quant_int8_isa_runs(native[i]))
+            CHECK(!quant_matmul_int8(tp, native[i], y, x, 1, QUANT_Q8_0, blocks, 1, 32) && y[0] == 5,
+                  "%s ran on a CPU without it", quant_int8_isa_name(native[i]));
+    CHECK(quant_int8_isa_runs(quant_int8_best_isa()), "the best int8 set, %s, does not run here",
+          quant_int8_isa_name(quant_int8_best_isa()));
+    CHECK(!quant_int8_isa_runs((quant_int8_isa)7), "an unknown int8 set runs");
+}
+
+/* How far 8-bit activations move the product from fp32's: the size of the
+ * rounding this path accepts (quant.h), printed, and bounded by 1 % of the
+ * typical output (rel_diff's scale) as a check on the definition itself. */
+static void test_int8_vs_fp32(int type) {
+    const int R = 37, C = 2304, n = 5;
+    uint8_t *w = random_matrix(type, R, C, 0);
+    float *x = randv((size_t)n * C), *y8 = nanv((size_t)n * R), *y32 = nanv((size_t)n * R);
+    quant_matmul_int8_ref(y8, x, n, type, w, R, C);
+    quant_matmul_ref(y32, x, n, type, w, R, C);
+    double d = rel_diff(y8, y32, n, x, type, w, R, C);
+    printf("  %-5s 8-bit activations against fp32: %.2g of the output scale\n", quant_type_name(type), d);
+    CHECK(d < 0.01, "%s: 8-bit activations moved the product by %.3g", quant_type_name(type), d);
+    free_matrix(w, 0), free(x), free(y8), free(y32);
+}
+
 /* ---- --bench -------------------------------------------------------------- */
 
 /* Best seconds of a call over copies of the matrix, rotated so that every
  * call reads its weights from memory, not from the 32 MB L3. Best of many:
  * on a shared machine the best call is the one that had both cores. */
-static double time_quant(threadpool *tp, int type, uint8_t **copies, int n_copies, int rows, int cols, int n,
+static double time_quant(threadpool *tp, kernel k, int type, uint8_t **copies, int n_copies, int rows, int cols, int n,
                          float *x, float *y, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = clock_now_s();
-        quant_matmul_fast(tp, y, x, n, type, copies[r % n_copies], rows, cols);
+        run_fast(k, tp, y, x, n, type, copies[r % n_copies], rows, cols);
         double s = clock_now_s() - t0;
         if (s < best) best = s;
     }
     return best;
 }
 
+/* one shape, with fp32 activations (quant_matmul_fast) and 8-bit ones (quant_matmul_int8, the best set here) */
 static void bench_shape(threadpool *tp, int type, int rows, int cols) {
     size_t bytes = (size_t)quant_row_bytes(type, cols) * rows;
     int n_copies = (int)((160u << 20) / bytes) + 1;
     uint8_t **copies = malloc((size_t)n_copies * sizeof *copies);
     for (int i = 0; i < n_copies; i++) copies[i] = random_matrix(type, rows, cols, 0);
     float *x = randv((size_t)64 * cols), *y = nanv((size_t)64 * rows);
-    double t1 = time_quant(tp, type, copies, n_copies, rows, cols, 1, x, y, 200);
-    double t64 = time_quant(tp, type, copies, n_copies, rows, cols, 64, x, y, 8);
-    printf("%-5s %5d x %-5d %8.2f MB | n=1: %7.3f ms %6.1f GB/s | n=64: %8.2f ms %6.1f GFLOP/s\n",
-           quant_type_name(type), rows, cols, bytes / 1e6, t1 * 1e3, bytes / t1 / 1e9, t64 * 1e3,
-           2.0 * 64 * rows * cols / t64 / 1e9);
+    const kernel ks[2] = {{false, QUANT_INT8_AVX2}, {true, quant_int8_best_isa()}};
+    for (int k = 0; k < 2; k++) {
+        double t1 = time_quant(tp, ks[k], type, copies, n_copies, rows, cols, 1, x, y, 200);
+        double t64 = time_quant(tp, ks[k], type, copies, n_copies, rows, cols, 64, x, y, 8);
+        printf("%-5s %5d x %-5d %8.2f MB %-10s | n=1: %7.3f ms %6.1f GB/s | n=64: %8.2f ms %6.1f GFLOP/s\n",
+               quant_type_name(type), rows, cols, bytes / 1e6, k ? quant_int8_isa_name(ks[k].isa) : "fp32",
+               t1 * 1e3, bytes / t1 / 1e9, t64 * 1e3, 2.0 * 64 * rows * cols / t64 / 1e9);
+    }
     for (int i = 0; i < n_copies; i++) free_matrix(copies[i], 0);
     free(copies), free(x), free(y);
 }
@@ -392,8 +465,8 @@ static void bench_bf16(threadpool *tp, int rows, int cols) {
         if (n == 1 && s < best1) best1 = s;
         if (n == 64 && s < best64) best64 = s;
     }
-    printf("bf16  %5d x %-5d %8.2f MB | n=1: %7.3f ms %6.1f GB/s | n=64: %8.2f ms %6.1f GFLOP/s (%s)\n", rows,
-           cols, bytes / 1e6, best1 * 1e3, bytes / best1 / 1e9, best64 * 1e3, 2.0 * 64 * rows * cols / best64 / 1e9,
+    printf("bf16  %5d x %-5d %8.2f MB %-10s | n=1: %7.3f ms %6.1f GB/s | n=64: %8.2f ms %6.1f GFLOP/s (%s)\n", rows,
+           cols, bytes / 1e6, "", best1 * 1e3, bytes / best1 / 1e9, best64 * 1e3, 2.0 * 64 * rows * cols / best64 / 1e9,
            ops->bf16_layout == WEIGHT_PANELS ? "panel_matmul.c" : ops->name);
     for (int i = 0; i < n_copies; i++) free(copies[i]);
     free(copies), free(x), free(y);
@@ -401,7 +474,8 @@ static void bench_bf16(threadpool *tp, int rows, int cols) {
 
 static int bench(void) {
     threadpool *tp = threadpool_create(0);
-    printf("quant kernels: %s, %d threads\n", quant_fast_isa(), threadpool_size(tp));
+    printf("quant kernels: %s (fp32 activations), %s (int8), %d threads\n", quant_fast_isa(),
+           quant_int8_isa_name(quant_int8_best_isa()), threadpool_size(tp));
     printf("memory read bandwidth: %.1f GB/s (best of 20 passes over 256 MiB)\n",
            cpu_read_bandwidth_gbs(tp, 256u << 20, 20));
     bench_shape(tp, QUANT_Q4_K, 2048, 16384);
@@ -410,6 +484,10 @@ static int bench(void) {
     bench_shape(tp, QUANT_Q6_K, 2048, 16384);
     bench_shape(tp, QUANT_Q5_K, 2048, 16384);
     bench_shape(tp, QUANT_Q4_0, 2048, 16384);
+    bench_shape(tp, QUANT_Q8_0, 2048, 640); /* the 270M's widened Q5_0 shapes */
+    bench_shape(tp, QUANT_Q8_0, 640, 2048);
+    bench_shape(tp, QUANT_Q5_0, 2048, 640); /* ... as the file holds them */
+    bench_shape(tp, QUANT_Q5_0, 640, 2048);
     bench_bf16(tp, 2048, 16384);
     printf("memory read bandwidth: %.1f GB/s (again, after)\n", cpu_read_bandwidth_gbs(tp, 256u << 20, 20));
     threadpool_free(tp);
@@ -427,10 +505,28 @@ int main(int argc, char **argv) {
           "this CPU has no AVX2/FMA/F16C: fast vs ref would compare the reference with itself");
     threadpool *tp = threadpool_create(3);
     test_fixtures(argv[1]);
+    const kernel fp32 = {false, QUANT_INT8_AVX2};
     for (int i = 0; i < N_TYPES; i++) {
-        test_matmul(tp, k_types[i]);
-        test_batch_invariance(tp, k_types[i]);
+        test_matmul(tp, fp32, k_types[i]);
+        test_batch_invariance(tp, fp32, k_types[i]);
     }
+    /* (e) the int8 kernels: every set this CPU runs (AVX2 first: the others are compared with it) */
+    const quant_int8_isa sets[] = {QUANT_INT8_AVX2, QUANT_INT8_VNNI_EMULATED, QUANT_INT8_AVXVNNI,
+                                   QUANT_INT8_AVX512VNNI};
+    for (int s = 0; s < 4; s++) {
+        if (!quant_int8_isa_runs(sets[s])) {
+            printf("int8 %s: not on this CPU (its text is checked as vnni-emulated)\n", quant_int8_isa_name(sets[s]));
+            continue;
+        }
+        kernel k = {true, sets[s]};
+        for (int i = 0; i < N_TYPES; i++) {
+            test_matmul(tp, k, k_types[i]);
+            test_batch_invariance(tp, k, k_types[i]);
+        }
+    }
+    for (int i = 0; i < N_TYPES; i++)
+        if (k_types[i] != QUANT_F32 && k_types[i] != QUANT_F16 && k_types[i] != QUANT_BF16) test_int8_vs_fp32(k_types[i]);
+    test_int8_isa_refusals(tp);
     test_refusals(tp);
     test_widen();
     threadpool_free(tp);
