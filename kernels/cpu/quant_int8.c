@@ -10,13 +10,14 @@
  * signed bytes per group, the 8 lane scales d_b of the blocks its lanes
  * come from, and the min terms min_factor · d_b · Σa per min span. A group
  * then costs one integer dot product (dot4: vpmaddubsw + vpmaddwd on AVX2,
- * one vpdpbusd with VNNI), a conversion and an FMA per activation row,
- * where quant_fast.c's fp32 kernels take four FMAs and the widening of
- * every weight; the prefill tile holds a byte per weight instead of a float.
+ * one vpdpbusd with VNNI), a conversion, a multiply (the weights' lane
+ * scales by the activations') and an FMA per activation row, where
+ * quant_fast.c's fp32 kernels take four FMAs and the widening of every
+ * weight; the prefill tile holds a byte per weight instead of a float.
  *
  * The kernels (quant_int8_kernels.h) are one text compiled once per
- * instruction set, so that AVX2 and VNNI give the same bits; the VNNI text
- * is compiled a third time with vpdpbusd emulated (quant_vnni_emulated.c,
+ * instruction set (AVX2, AVX-VNNI, AVX512-VNNI), so that every set gives the
+ * same bits, and once more with vpdpbusd emulated (quant_vnni_emulated.c,
  * SIMDe), so the tests check the VNNI kernels' logic on CPUs without VNNI. */
 #include <cpuid.h>
 #include <stdatomic.h>
