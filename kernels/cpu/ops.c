@@ -13,16 +13,20 @@ bool cpu_has_avx2_fma(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+bool cpu_os_saves_avx512_state(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false; /* OSXSAVE: xgetbv may be asked */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6u) == 0xe6u; /* the OS saves the ymm, opmask and zmm state */
+}
+
 bool cpu_has_avx512bf16(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
     bool f_bw = (b & (1u << 16)) && (b & (1u << 30)); /* AVX512F, AVX512BW */
     if (!f_bw || a < 1 || !__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return false; /* AVX512_BF16 */
-    __get_cpuid(1, &a, &b, &c, &d);
-    if (!(c & (1u << 27))) return false; /* OSXSAVE: xgetbv may be asked */
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0xe6u) == 0xe6u; /* the OS saves the ymm, opmask and zmm state */
+    return cpu_os_saves_avx512_state();
 }
 
 static const cpu_ops *cpu_ops_default(void) {
@@ -34,16 +38,11 @@ static const cpu_ops *cpu_ops_default(void) {
  * name; NULL if the name is none of them, *runs false if this CPU cannot */
 static const cpu_ops *cpu_ops_int8_named(const char *name, bool *runs) {
     const quant_int8_isa sets[] = {QUANT_INT8_AVX2, QUANT_INT8_AVXVNNI, QUANT_INT8_AVX512VNNI, QUANT_INT8_VNNI_EMULATED};
-    if (strcmp(name, "int8") == 0) {
-        *runs = cpu_has_avx2_fma();
-        return cpu_ops_int8(quant_int8_best_isa());
-    }
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (strcmp(name, cpu_ops_int8(sets[i])->name) == 0) {
-            *runs = cpu_has_avx2_fma() && quant_int8_isa_runs(sets[i]);
-            return cpu_ops_int8(sets[i]);
-        }
-    return NULL;
+    const cpu_ops *t = strcmp(name, "int8") == 0 ? cpu_ops_int8(quant_int8_best_isa()) : NULL;
+    for (size_t i = 0; !t && i < sizeof sets / sizeof sets[0]; i++)
+        if (strcmp(name, cpu_ops_int8(sets[i])->name) == 0) t = cpu_ops_int8(sets[i]);
+    *runs = t && cpu_has_avx2_fma() && quant_int8_isa_runs(t->int8_isa);
+    return t;
 }
 
 /* $FACET_CPU_KERNELS's table, or NULL (with the reason on stderr) */

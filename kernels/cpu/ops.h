@@ -73,6 +73,8 @@ typedef struct cpu_ops {
     /* the layout its matmul wants bf16 weights in (any layout is computed
      * correctly, this one fastest) */
     weight_layout bf16_layout;
+    /* the int8 tables (cpu_ops_int8): the instruction set their matmul uses */
+    quant_int8_isa int8_isa;
 
     /* y (n, w.rows) = x (n, w.cols) · wᵀ */
     void (*matmul)(threadpool *tp, float *y, const float *x, int n, const weight_matrix *w);
@@ -127,6 +129,9 @@ const cpu_ops *cpu_ops_int8(quant_int8_isa isa);
  * int8 (the fastest int8 table here) or an int8 table by name.
  * A name the CPU cannot run is refused on stderr, once, and the default used. */
 const cpu_ops *cpu_ops_select(void);
+/* Whether the OS saves the opmask and zmm registers, which every EVEX
+ * instruction needs, even on ymm (XCR0; the AVX-512 kernels ask it). */
+bool cpu_os_saves_avx512_state(void);
 /* Whether this CPU runs the AVX2 + FMA kernels (ops_fast.c, sample.c, quant_fast.c). */
 bool cpu_has_avx2_fma(void);
 

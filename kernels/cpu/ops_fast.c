@@ -496,6 +496,7 @@ const cpu_ops *cpu_ops_int8(quant_int8_isa isa) {
         cpu_ops o = *cpu_ops_fast();
         o.name = names[isa];
         o.matmul = matmuls[isa];
+        o.int8_isa = isa;
         *t = o;
     }
     return t;

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "kernels/cpu/ops.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
 
@@ -165,20 +166,24 @@ QF_INLINE int span_sum(const int8_t *q, int n) {
 
 /* One activation row prepared for the kernels (qi_act's layout); qn, dn:
  * scratch for the row rounded in column order (units · unit elements bytes,
- * and a scale per block). Depends on this row alone. */
+ * used by the paired formats only, and a scale per block). Depends on this
+ * row alone. */
 QF static void prepare_row(const qlayout *L, const float *x, int cols, int units, int8_t *q, float *d, float *sx,
                            int8_t *qn, float *dn) {
     const int ue = unit_elems(L);
-    round_row(x, cols, qn, dn);
-    memset(qn + cols, 0, (size_t)(units * ue - cols)); /* a last unit of one paired block: zeros */
-    for (int c = cols / QUANT_ACT_BLOCK; c < units * ue / QUANT_ACT_BLOCK; c++) dn[c] = 0.0f;
+    const bool in_order = L->blocks_per_unit == 1; /* group g of a unit is its block g: column order already */
+    int8_t *qr = in_order ? q : qn;                /* the row rounded, in column order */
+    round_row(x, cols, qr, dn);
+    if (!in_order) {
+        memset(qn + cols, 0, (size_t)(units * ue - cols)); /* a last unit of one paired block: zeros */
+        for (int c = cols / QUANT_ACT_BLOCK; c < units * ue / QUANT_ACT_BLOCK; c++) dn[c] = 0.0f;
+    }
     for (int u = 0; u < units; u++) {
-        const int8_t *qu = qn + (size_t)u * ue;
+        const int8_t *qu = qr + (size_t)u * ue;
         const float *du = dn + (size_t)u * ue / QUANT_ACT_BLOCK;
-        if (L->blocks_per_unit == 1) { /* group g is block g of the unit, in column order */
-            memcpy(q, qu, (size_t)ue);
+        if (in_order) {
             for (int g = 0; g < L->groups; g++) _mm256_store_ps(d + 8 * g, _mm256_set1_ps(du[g]));
-            q += ue, d += 8 * L->groups;
+            d += 8 * L->groups;
         } else {
             for (int g = 0; g < L->groups; g++, q += 32, d += 8)
                 for (int k = 0; k < 8; k++) {
@@ -269,15 +274,6 @@ static void block_matmul(threadpool *tp, const qi_tasks *ft, float *y, const flo
 
 /* ---- which instruction sets this CPU runs --------------------------------- */
 
-/* the OS saves the opmask and zmm state, which EVEX instructions (even on ymm) need */
-static bool os_saves_avx512_state(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return false;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0xe6u) == 0xe6u;
-}
-
 static bool ask_cpu(quant_int8_isa isa) {
     unsigned a, b, c, d;
     if (!quant_cpu_has_avx2()) return false;
@@ -289,7 +285,7 @@ static bool ask_cpu(quant_int8_isa isa) {
                (a & (1u << 4));
     case QUANT_INT8_AVX512VNNI: /* CPUID.(7,0): ECX bit 11 (VNNI), EBX bit 31 (VL), bit 16 (F) */
         return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11)) && (b & (1u << 31)) && (b & (1u << 16)) &&
-               os_saves_avx512_state();
+               cpu_os_saves_avx512_state();
     }
     return false;
 }

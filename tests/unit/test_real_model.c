@@ -13,7 +13,7 @@
  *   - the int8 kernels (8-bit activations, kernels/cpu/quant.h; the table
  *     FACET_CPU_KERNELS=int8 chooses) on every prompt, against the bound
  *     such rounding allows: top-10 logits within 3e-2 · max |logit| (seen:
- *     0.8-1.4e-2), and greedy tokens equal until a step where transformers'
+ *     0.6-1.7e-2), and greedy tokens equal until a step where transformers'
  *     top two were closer than twice the logit error measured on that
  *     prompt (only there can an error of that size swap them).
  * usage: test_real_model MODEL.gguf reference.json [--prompts N] */
